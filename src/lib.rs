@@ -1,1 +1,26 @@
+//! MiniFigurine: order miniature figurines over GraphQL.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from the environment, documented in one place.
+//! - [`startup`]: builds the [`startup::Application`] (database, migrations, accounts,
+//!   listener) and runs it.
+//! - [`domain`]: pure types and rules (account inputs, carts, pricing, the order state
+//!   machine). No I/O; unit-tested exhaustively.
+//! - [`services`]: the use cases over a database connection, returning domain results.
+//! - [`graphql`]: the schema; resolvers parse inputs and call services, nothing more.
+//! - [`http`]: routes, GraphQL-over-HTTP, REST compatibility endpoints, health probes.
+//! - [`auth`]: who is calling; [`error`]: the one error type and its client codes.
+//! - [`db`]: connecting and migrating; [`state`]: the shared state; [`telemetry`]: logs.
+
+pub mod auth;
+pub mod config;
+pub mod db;
 pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,384 @@
+//! The initial migration applies, rolls back and re-applies cleanly, seeds the catalog, and its
+//! constraints and index names behave as the server expects.
+//!
+//! Runs against an in-memory SQLite database. Set `MIGRATION_TEST_POSTGRES_URL` to an EMPTY,
+//! throwaway PostgreSQL database (e.g. `postgres://postgres@127.0.0.1/mig_check`) to run the
+//! same checks there too; the test rolls everything back, so never point it at real data.
+
+use chrono::Utc;
+use entity::{
+    figurine, order, order_discount, order_event, order_line, package, package_item, user,
+};
+use migration::sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, DbErr,
+    EntityTrait, ModelTrait, PaginatorTrait, SqlErr,
+};
+use migration::{CATALOG_NAMESPACE, Migrator, MigratorTrait, SchemaManager, catalog_id};
+use uuid::Uuid;
+
+const TABLES: [&str; 8] = [
+    "users",
+    "figurines",
+    "packages",
+    "package_items",
+    "orders",
+    "order_lines",
+    "order_discounts",
+    "order_events",
+];
+
+#[tokio::test]
+async fn sqlite_up_down_up() {
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    round_trip(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_up_down_up() {
+    let Ok(url) = std::env::var("MIGRATION_TEST_POSTGRES_URL") else {
+        eprintln!("MIGRATION_TEST_POSTGRES_URL not set; skipping the PostgreSQL check");
+        return;
+    };
+    let db = Database::connect(url.as_str()).await.unwrap();
+    // Start from scratch even if an earlier run was interrupted.
+    Migrator::reset(&db).await.unwrap();
+    round_trip(&db).await;
+    Migrator::reset(&db).await.unwrap();
+}
+
+async fn round_trip(db: &DatabaseConnection) {
+    Migrator::up(db, None).await.unwrap();
+    assert_tables(db, true).await;
+    assert_catalog(db).await;
+    assert_constraints(db).await;
+
+    Migrator::down(db, None).await.unwrap();
+    assert_tables(db, false).await;
+
+    Migrator::up(db, None).await.unwrap();
+    assert_tables(db, true).await;
+    assert_catalog(db).await;
+    assert!(
+        Migrator::get_pending_migrations(db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn assert_tables(db: &DatabaseConnection, present: bool) {
+    let manager = SchemaManager::new(db);
+    for table in TABLES {
+        assert_eq!(
+            manager.has_table(table).await.unwrap(),
+            present,
+            "table {table}"
+        );
+    }
+}
+
+async fn assert_catalog(db: &DatabaseConnection) {
+    let figurines = figurine::Entity::find().all(db).await.unwrap();
+    assert_eq!(figurines.len(), 10);
+    for f in &figurines {
+        assert_eq!(f.id, Uuid::new_v5(&CATALOG_NAMESPACE, f.sku.as_bytes()));
+        assert!(f.unit_price_cents > 0 && !f.description.is_empty());
+    }
+    let knight = figurine::Entity::find_by_id(catalog_id("FIG-KNIGHT"))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (knight.name.as_str(), knight.unit_price_cents),
+        ("Ironhold Knight", 1250)
+    );
+
+    let packages = package::Entity::find().all(db).await.unwrap();
+    assert_eq!(packages.len(), 3);
+    for p in &packages {
+        assert_eq!(p.id, Uuid::new_v5(&CATALOG_NAMESPACE, p.code.as_bytes()));
+        // Every package is a real bargain: cheaper than its items bought one by one.
+        let items = p
+            .find_related(package_item::Entity)
+            .find_also_related(figurine::Entity)
+            .all(db)
+            .await
+            .unwrap();
+        assert!(!items.is_empty());
+        let regular: i64 = items
+            .iter()
+            .map(|(item, f)| i64::from(item.quantity) * f.as_ref().unwrap().unit_price_cents)
+            .sum();
+        assert!(
+            p.price_cents < regular,
+            "{}: {} >= {}",
+            p.code,
+            p.price_cents,
+            regular
+        );
+    }
+    let hunt = package::Entity::find_by_id(catalog_id("PKG-DRAGON-HUNT"))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hunt.price_cents, 7990);
+    let hunt_figurines = hunt.find_related(figurine::Entity).count(db).await.unwrap();
+    assert_eq!(hunt_figurines, 3);
+    assert_eq!(package_item::Entity::find().count(db).await.unwrap(), 9);
+}
+
+async fn assert_constraints(db: &DatabaseConnection) {
+    let now = Utc::now();
+    let alice = new_user("Alice", "alice@example.com", "CUSTOMER")
+        .insert(db)
+        .await
+        .unwrap();
+
+    // Usernames are unique ignoring case; the violation names the index.
+    let err = new_user("ALICE", "other@example.com", "CUSTOMER")
+        .insert(db)
+        .await
+        .unwrap_err();
+    assert_unique(&err, &["users_username_lower_key"]);
+    // Emails are unique.
+    let err = new_user("bob", "alice@example.com", "CUSTOMER")
+        .insert(db)
+        .await
+        .unwrap_err();
+    assert_unique(&err, &["users_email_key", "users.email"]);
+    // Roles are one of three.
+    let err = new_user("carol", "carol@example.com", "ROOT")
+        .insert(db)
+        .await
+        .unwrap_err();
+    assert_check(&err);
+
+    let order_id = Uuid::new_v4();
+    let order = order::ActiveModel {
+        id: Set(order_id),
+        customer_id: Set(alice.id),
+        status: Set("PENDING".into()),
+        version: Set(1),
+        subtotal_cents: Set(1250),
+        discount_cents: Set(0),
+        total_cents: Set(1250),
+        shipping_address: Set("1 Main St".into()),
+        idempotency_key: Set(Some("key-1".into())),
+        request_fingerprint: Set(Some("fp".into())),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    order.clone().insert(db).await.unwrap();
+
+    // The same idempotency key for the same customer is refused.
+    let mut dup = order.clone();
+    dup.id = Set(Uuid::new_v4());
+    let err = dup.insert(db).await.unwrap_err();
+    assert_unique(
+        &err,
+        &[
+            "orders_customer_idempotency_key",
+            "orders.customer_id, orders.idempotency_key",
+        ],
+    );
+    // Orders without a key never collide.
+    for _ in 0..2 {
+        let mut keyless = order.clone();
+        keyless.id = Set(Uuid::new_v4());
+        keyless.idempotency_key = Set(None);
+        keyless.insert(db).await.unwrap();
+    }
+    // Unknown status, version 0 and negative money are refused.
+    for broken in [
+        order::ActiveModel {
+            status: Set("LOST".into()),
+            ..order.clone()
+        },
+        order::ActiveModel {
+            version: Set(0),
+            ..order.clone()
+        },
+        order::ActiveModel {
+            total_cents: Set(-1),
+            ..order.clone()
+        },
+    ] {
+        let mut broken = broken;
+        broken.id = Set(Uuid::new_v4());
+        broken.idempotency_key = Set(None);
+        assert_check(&broken.insert(db).await.unwrap_err());
+    }
+    // Every order belongs to an existing user.
+    let mut orphan = order.clone();
+    orphan.id = Set(Uuid::new_v4());
+    orphan.customer_id = Set(Uuid::new_v4());
+    let err = orphan.insert(db).await.unwrap_err();
+    assert!(
+        matches!(
+            err.sql_err(),
+            Some(SqlErr::ForeignKeyConstraintViolation(_))
+        ),
+        "{err}"
+    );
+
+    let line = order_line::ActiveModel {
+        order_id: Set(order_id),
+        position: Set(0),
+        kind: Set("FIGURINE".into()),
+        figurine_id: Set(Some(catalog_id("FIG-KNIGHT"))),
+        package_id: Set(None),
+        quantity: Set(1),
+        unit_price_cents: Set(1250),
+        subtotal_cents: Set(1250),
+        discount_cents: Set(0),
+        total_cents: Set(1250),
+        ..Default::default()
+    };
+    let first = line.clone().insert(db).await.unwrap();
+    let second = order_line::ActiveModel {
+        position: Set(1),
+        kind: Set("PACKAGE".into()),
+        figurine_id: Set(None),
+        package_id: Set(Some(catalog_id("PKG-CRYPT"))),
+        ..line.clone()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert!(second.id > first.id);
+    // A line names exactly the target its kind says, with a positive quantity.
+    for broken in [
+        order_line::ActiveModel {
+            package_id: Set(Some(catalog_id("PKG-CRYPT"))),
+            ..line.clone()
+        },
+        order_line::ActiveModel {
+            figurine_id: Set(None),
+            ..line.clone()
+        },
+        order_line::ActiveModel {
+            kind: Set("PACKAGE".into()),
+            ..line.clone()
+        },
+        order_line::ActiveModel {
+            kind: Set("GIFT".into()),
+            ..line.clone()
+        },
+        order_line::ActiveModel {
+            quantity: Set(0),
+            ..line.clone()
+        },
+        order_line::ActiveModel {
+            discount_cents: Set(-5),
+            ..line.clone()
+        },
+    ] {
+        assert_check(&broken.insert(db).await.unwrap_err());
+    }
+    // Catalog items that were ordered cannot be deleted. (SQLite reports ON DELETE RESTRICT
+    // with extended code 1811, which `DbErr::sql_err` does not classify, hence the message.)
+    for err in [
+        figurine::Entity::delete_by_id(catalog_id("FIG-KNIGHT"))
+            .exec(db)
+            .await
+            .unwrap_err(),
+        package::Entity::delete_by_id(catalog_id("PKG-CRYPT"))
+            .exec(db)
+            .await
+            .unwrap_err(),
+    ] {
+        let message = err.to_string();
+        assert!(
+            message.contains("FOREIGN KEY constraint failed")
+                || message.contains("violates foreign key constraint"),
+            "{message}"
+        );
+    }
+
+    order_discount::ActiveModel {
+        order_id: Set(order_id),
+        code: Set("BULK_5".into()),
+        description: Set("5% off".into()),
+        amount_cents: Set(62),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+
+    let event = order_event::ActiveModel {
+        order_id: Set(order_id),
+        version: Set(1),
+        status: Set("PENDING".into()),
+        note: Set(None),
+        at: Set(now),
+        ..Default::default()
+    };
+    let stored = event.clone().insert(db).await.unwrap();
+    assert_eq!(stored.at.timestamp_micros(), now.timestamp_micros());
+    // One event per version of an order.
+    let err = event.clone().insert(db).await.unwrap_err();
+    assert_unique(
+        &err,
+        &[
+            "order_events_order_version_key",
+            "order_events.order_id, order_events.version",
+        ],
+    );
+    order_event::ActiveModel {
+        version: Set(2),
+        status: Set("ACCEPTED".into()),
+        ..event.clone()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+
+    // Deleting an order takes its lines, discounts and events with it.
+    order::Entity::delete_by_id(order_id)
+        .exec(db)
+        .await
+        .unwrap();
+    assert_eq!(order_line::Entity::find().count(db).await.unwrap(), 0);
+    assert_eq!(order_discount::Entity::find().count(db).await.unwrap(), 0);
+    assert_eq!(order_event::Entity::find().count(db).await.unwrap(), 0);
+
+    // Leave the tables as the seed left them, so `down` is tested on a realistic database.
+    db.execute_unprepared("DELETE FROM orders").await.unwrap();
+    db.execute_unprepared("DELETE FROM users").await.unwrap();
+}
+
+fn new_user(username: &str, email: &str, role: &str) -> user::ActiveModel {
+    user::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        username: Set(username.into()),
+        email: Set(email.into()),
+        password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        address: Set("1 Main St".into()),
+        role: Set(role.into()),
+        created_at: Set(Utc::now()),
+    }
+}
+
+/// A unique violation whose message names one of `names`: PostgreSQL names the index, SQLite
+/// the index for expression indexes and the `table.column`s otherwise.
+fn assert_unique(err: &DbErr, names: &[&str]) {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message)) => assert!(
+            names.iter().any(|name| message.contains(name)),
+            "expected one of {names:?} in: {message}"
+        ),
+        other => panic!("expected a unique violation naming {names:?}, got {other:?}: {err}"),
+    }
+}
+
+fn assert_check(err: &DbErr) {
+    let message = err.to_string();
+    assert!(
+        message.contains("CHECK constraint failed")
+            || message.contains("violates check constraint"),
+        "expected a CHECK violation, got: {message}"
+    );
+}

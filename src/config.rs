@@ -1,0 +1,208 @@
+//! Settings, read once from the environment (or the matching `--flag`).
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `DATABASE_URL` | `sqlite://minifig.db?mode=rwc` | SQLite file or `postgres://…` |
+//! | `HOST` | `127.0.0.1` | address to listen on |
+//! | `PORT` | `8000` | port to listen on (`0` picks a free one) |
+//! | `JWT_SECRET` | random in development | HS256 key, at least 32 bytes; required in production |
+//! | `JWT_TTL_SECS` | `3600` | token lifetime in seconds |
+//! | `FACTORY_USERNAME`, `FACTORY_PASSWORD` | unset | the FACTORY account created at start |
+//! | `APP_ENV` | `development` | `development` or `production` |
+//! | `GRAPHQL_INTROSPECTION` | on in development, off in production | schema introspection |
+//! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
+//! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
+//!
+//! The README's configuration table says the same; keep the two in step.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use rand::RngCore;
+
+/// The embedded default: a SQLite file beside the working directory, created when missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://minifig.db?mode=rwc";
+/// HS256 keys shorter than the hash output weaken the signature (RFC 7518 section 3.2).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Database: `sqlite://path?mode=rwc` (embedded default) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: Secret,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 asks the OS for a free one (tests do).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// HS256 signing key for access tokens. Required (32+ bytes) when APP_ENV=production.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "JWT_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(30..=2_592_000))]
+    pub jwt_ttl_secs: u64,
+    /// Username of the FACTORY account to create or update at start.
+    #[arg(long, env = "FACTORY_USERNAME", requires = "factory_password")]
+    pub factory_username: Option<String>,
+    /// Password of the FACTORY account.
+    #[arg(long, env = "FACTORY_PASSWORD", hide_env_values = true, requires = "factory_username")]
+    pub factory_password: Option<Secret>,
+    /// `development` or `production`.
+    #[arg(long, env = "APP_ENV", value_enum, default_value_t = AppEnv::Development)]
+    pub app_env: AppEnv,
+    /// Whether clients may introspect the schema; defaults to on in development only.
+    #[arg(long, env = "GRAPHQL_INTROSPECTION")]
+    pub graphql_introspection: Option<bool>,
+    /// `pretty` for people, `json` for log collectors.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    /// Settings from the environment alone, as `minifig serve` would read them.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Only as clap::Parser>::try_parse_from(["minifig"]).map(|only| only.settings)
+    }
+
+    pub fn introspection_enabled(&self) -> bool {
+        self.graphql_introspection.unwrap_or(self.app_env == AppEnv::Development)
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose().starts_with("sqlite:")
+    }
+
+    /// The JWT key to use, and whether it was generated (development only). Production
+    /// refuses to start without a strong configured key: tokens signed with a random key
+    /// would die with the process, and a short key can be brute-forced offline.
+    pub fn jwt_key(&self) -> anyhow::Result<(Secret, bool)> {
+        match (&self.jwt_secret, self.app_env) {
+            (Some(secret), _) if secret.expose().len() >= MIN_JWT_SECRET_BYTES => Ok((secret.clone(), false)),
+            (Some(_), AppEnv::Production) => {
+                bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long in production")
+            }
+            (None, AppEnv::Production) => bail!("JWT_SECRET must be set when APP_ENV=production"),
+            (Some(_), AppEnv::Development) => {
+                bail!("JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes; unset it to get a random one in development")
+            }
+            (None, AppEnv::Development) => {
+                let mut key = [0u8; 48];
+                rand::rngs::OsRng.try_fill_bytes(&mut key).context("no randomness for a JWT key")?;
+                Ok((Secret::new(base64::engine::general_purpose::STANDARD_NO_PAD.encode(key)), true))
+            }
+        }
+    }
+
+    /// `host:port` to bind.
+    pub fn bind_address(&self) -> String {
+        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+    }
+}
+
+/// A value that must never reach a log or a response: `Debug` and `Display` are redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        let mut all = vec!["minifig"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().settings
+    }
+
+    #[test]
+    fn production_refuses_missing_or_short_secrets() {
+        let missing = parse(&["--app-env", "production"]);
+        assert!(missing.jwt_key().is_err());
+        let short = parse(&["--app-env", "production", "--jwt-secret", "short"]);
+        assert!(short.jwt_key().is_err());
+        let good = parse(&["--app-env", "production", "--jwt-secret", &"s".repeat(32)]);
+        assert_eq!(good.jwt_key().unwrap(), (Secret::new("s".repeat(32)), false));
+    }
+
+    #[test]
+    fn development_generates_a_random_secret() {
+        let settings = parse(&["--app-env", "development"]);
+        let (one, generated) = settings.jwt_key().unwrap();
+        let (two, _) = settings.jwt_key().unwrap();
+        assert!(generated);
+        assert!(one.expose().len() >= MIN_JWT_SECRET_BYTES);
+        assert_ne!(one, two);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
+        let settings = parse(&["--jwt-secret", "hunter2hunter2hunter2hunter2hunter2", "--database-url", "postgres://u:pw@h/db"]);
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("pw@"), "{shown}");
+    }
+
+    #[test]
+    fn introspection_follows_the_environment_unless_set() {
+        assert!(parse(&[]).introspection_enabled());
+        assert!(!parse(&["--app-env", "production"]).introspection_enabled());
+        assert!(parse(&["--app-env", "production", "--graphql-introspection", "true"]).introspection_enabled());
+    }
+}

@@ -1,0 +1,54 @@
+//! Connecting to the database (SQLite or PostgreSQL by URL), migrating it, and reading the
+//! few database errors that mean something to a client.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, SubsecRound, Utc};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+
+/// Opens a pool. SQLite gets one connection: SQLite has one writer at a time anyway, and a
+/// single connection removes the "database is locked" failures of concurrent upgrades from
+/// read to write transactions. WAL keeps readers of the file (backups, the CLI) unblocked.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        options.max_connections(1).map_sqlx_sqlite_opts(|opts: SqliteConnectOptions| {
+            opts.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    } else {
+        options.max_connections(20).min_connections(1);
+    }
+    Database::connect(options).await.context("failed to connect to the database")
+}
+
+/// Applies every pending migration; safe to run from several instances at once on
+/// PostgreSQL (sea-orm-migration takes a lock) and idempotent.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await.context("failed to apply database migrations")
+}
+
+/// The message of a unique-constraint violation, if that is what `err` is. Callers match on
+/// the index or column name in it, which works for both PostgreSQL (`… constraint
+/// "users_email_key"`) and SQLite (`UNIQUE constraint failed: users.email`).
+pub fn unique_violation(err: &DbErr) -> Option<String> {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message)) => Some(message),
+        _ => None,
+    }
+}
+
+/// The current time at the precision both databases store (microseconds), so that a value
+/// read back equals the value written and time comparisons never flip.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}

@@ -1,0 +1,16 @@
+//! Typed access to what a resolver may read from the request context.
+
+use async_graphql::Context;
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, AppError> {
+    ctx.data::<AppState>().map_err(|_| AppError::Internal(anyhow::anyhow!("AppState missing from the schema")))
+}
+
+/// The caller; a request built without one (the in-process schema tests) is anonymous.
+pub fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
+    ctx.data_opt::<Caller>().unwrap_or(&Caller::Anonymous)
+}

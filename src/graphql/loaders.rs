@@ -1,0 +1,70 @@
+//! Batch loaders, so that a page of orders costs a handful of queries, not one per field.
+//! They live in the schema without a cache: batching within a request, never stale data
+//! across requests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::domain::{AppliedDiscount, PricedLine};
+use crate::error::AppError;
+use crate::services::accounts::{self, Account};
+use crate::services::catalog::{self, Figurine, Package};
+use crate::services::orders::{self, OrderEvent};
+
+/// Loader errors must be `Clone`; the cause is logged once when converted for the client.
+#[derive(Clone)]
+pub struct LoadError(Arc<AppError>);
+
+impl From<AppError> for LoadError {
+    fn from(err: AppError) -> Self {
+        LoadError(Arc::new(err))
+    }
+}
+
+impl From<LoadError> for async_graphql::Error {
+    fn from(err: LoadError) -> Self {
+        match Arc::try_unwrap(err.0) {
+            Ok(err) => err.into(),
+            Err(shared) => {
+                let copy = match &*shared {
+                    AppError::Internal(cause) => AppError::Internal(anyhow::anyhow!("{cause:#}")),
+                    other => AppError::Internal(anyhow::anyhow!("{}", other.message())),
+                };
+                copy.into()
+            }
+        }
+    }
+}
+
+macro_rules! loader {
+    ($(#[$doc:meta])* $name:ident, $value:ty, $load:path) => {
+        $(#[$doc])*
+        pub struct $name(pub DatabaseConnection);
+
+        impl Loader<Uuid> for $name {
+            type Value = $value;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+                Ok($load(&self.0, keys).await?)
+            }
+        }
+    };
+}
+
+loader!(/// Catalog figurines by id.
+    FigurineLoader, Figurine, catalog::figurines_by_id);
+loader!(/// Catalog packages by id, with their items.
+    PackageLoader, Package, catalog::packages_by_id);
+loader!(/// Accounts by id.
+    UserLoader, Account, accounts::find_many);
+loader!(/// An order's lines by order id.
+    LinesLoader, Vec<PricedLine>, orders::lines_of);
+loader!(/// An order's applied discounts by order id.
+    DiscountsLoader, Vec<AppliedDiscount>, orders::discounts_of);
+loader!(/// An order's history by order id.
+    HistoryLoader, Vec<OrderEvent>, orders::history_of);

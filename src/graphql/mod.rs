@@ -1,0 +1,65 @@
+//! The GraphQL API: a thin layer that parses inputs into domain types, calls services and
+//! wraps their results. Roots are split by domain and merged.
+
+pub mod account;
+pub mod catalog;
+pub mod context;
+pub mod errors;
+pub mod inputs;
+pub mod loaders;
+pub mod orders;
+pub mod scalars;
+pub mod types;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+use loaders::{DiscountsLoader, FigurineLoader, HistoryLoader, LinesLoader, PackageLoader, UserLoader};
+
+use crate::state::AppState;
+
+/// Deepest selection accepted; the real schema needs about 7 (`myOrders.edges.node.lines.package.items.figurine`).
+pub const MAX_DEPTH: usize = 12;
+/// Complexity budget: a full page of 100 orders with their lines and history fits.
+pub const MAX_COMPLEXITY: usize = 5_000;
+/// Most directives one field may carry.
+pub const MAX_DIRECTIVES: usize = 8;
+
+#[derive(MergedObject, Default)]
+pub struct Query(account::AccountQuery, catalog::CatalogQuery, orders::OrderQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(account::AccountMutation, orders::OrderMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with its limits and error codes, without any state: enough to print the SDL.
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(MAX_DIRECTIVES)
+        .extension(errors::ErrorCodes)
+}
+
+/// The schema that serves requests, wired to the state.
+pub fn build_schema(state: &AppState) -> AppSchema {
+    let spawner = tokio::spawn;
+    let mut builder = schema_builder()
+        .data(state.clone())
+        .data(DataLoader::new(FigurineLoader(state.db.clone()), spawner))
+        .data(DataLoader::new(PackageLoader(state.db.clone()), spawner))
+        .data(DataLoader::new(UserLoader(state.db.clone()), spawner))
+        .data(DataLoader::new(LinesLoader(state.db.clone()), spawner))
+        .data(DataLoader::new(DiscountsLoader(state.db.clone()), spawner))
+        .data(DataLoader::new(HistoryLoader(state.db.clone()), spawner));
+    if !state.settings.introspection_enabled() {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL that `schema.graphql` holds.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}

@@ -1,0 +1,217 @@
+//! GraphQL over HTTP, following the GraphQL-over-HTTP specification:
+//!
+//! - `POST` with `Content-Type: application/json`: one request, or a batch (a JSON array) of
+//!   at most [`MAX_BATCH`]; `GET` with `?query=…` for queries only (mutations: 405).
+//! - The response media type follows `Accept`: `application/graphql-response+json` when the
+//!   client accepts it, with 4xx for requests that never executed (syntax, validation,
+//!   variables); `application/json` otherwise (and when `Accept` is absent), always 200
+//!   for a well-formed request. A request that never executed has no `data` entry.
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{BatchRequest, Request as GqlRequest, Response as GqlResponse};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{HttpState, caller_from_headers};
+
+/// Most operations in one batch (contract section 1).
+pub const MAX_BATCH: usize = 10;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    Json,
+    GraphqlResponseJson,
+}
+
+impl MediaType {
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            MediaType::Json => "application/json; charset=utf-8",
+            MediaType::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+        })
+    }
+}
+
+pub async fn get(State(state): State<HttpState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(response) => return response,
+    };
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+        Ok(request) if !request.query.is_empty() => request,
+        _ => return request_error(media, StatusCode::BAD_REQUEST, "send the operation as ?query=… (and optionally variables, operationName)"),
+    };
+    if let Some(kind) = non_query_operation(&request) {
+        let mut response = request_error(media, StatusCode::METHOD_NOT_ALLOWED, &format!("a {kind} must be sent with POST"));
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, &headers, media, BatchRequest::Single(request)).await
+}
+
+pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(response) => return response,
+    };
+    if !is_json(&headers) {
+        return request_error(media, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the request with Content-Type: application/json");
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(_) => {
+            return request_error(media, StatusCode::BAD_REQUEST, "the body must be a JSON object {query, variables, operationName} or an array of them");
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.is_empty() || requests.len() > MAX_BATCH {
+            return request_error(media, StatusCode::BAD_REQUEST, &format!("a batch must hold 1 to {MAX_BATCH} operations"));
+        }
+    }
+    execute(&state, &headers, media, batch).await
+}
+
+async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, batch: BatchRequest) -> Response {
+    let caller = caller_from_headers(headers, &state.app.tokens);
+    let (status, body) = match batch {
+        BatchRequest::Single(request) => {
+            let response = state.schema.execute(request.data(caller)).await;
+            let never_executed = never_executed(&response);
+            let status = if media == MediaType::GraphqlResponseJson && never_executed { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            (status, to_json(response, never_executed))
+        }
+        BatchRequest::Batch(requests) => {
+            let mut bodies = Vec::with_capacity(requests.len());
+            for request in requests {
+                let response = state.schema.execute(request.data(caller.clone())).await;
+                let never_executed = never_executed(&response);
+                bodies.push(to_json(response, never_executed));
+            }
+            (StatusCode::OK, Value::Array(bodies))
+        }
+    };
+    respond(media, status, &body)
+}
+
+/// A response whose request failed before execution (syntax, validation, variables): no
+/// data, and no error tied to a field path.
+fn never_executed(response: &GqlResponse) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn to_json(response: GqlResponse, never_executed: bool) -> Value {
+    let mut value = serde_json::to_value(&response).unwrap_or_else(|_| json!({"errors": [{"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}));
+    if never_executed && let Some(object) = value.as_object_mut() {
+        object.remove("data");
+    }
+    value
+}
+
+fn respond(media: MediaType, status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(CONTENT_TYPE, media.content_type());
+    response
+}
+
+fn request_error(media: MediaType, status: StatusCode, message: &str) -> Response {
+    // `application/json` clients get 200 only for well-formed requests; these are not.
+    respond(media, status, &json!({"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}))
+}
+
+/// The media type to answer with, or a 406 when the client accepts neither JSON type.
+fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
+    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(MediaType::Json) };
+    let mut json = false;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+        if refused {
+            continue;
+        }
+        match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => return Ok(MediaType::GraphqlResponseJson),
+            "application/json" | "application/*" | "*/*" => json = true,
+            _ => {}
+        }
+    }
+    if json {
+        Ok(MediaType::Json)
+    } else {
+        Err(respond(
+            MediaType::Json,
+            StatusCode::NOT_ACCEPTABLE,
+            &json!({"errors": [{"message": "this endpoint answers application/graphql-response+json or application/json", "extensions": {"code": "BAD_USER_INPUT"}}]}),
+        ))
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == mime::JSON)
+}
+
+/// `mutation` or `subscription` when the operation a GET would run is not a query. A
+/// document that does not parse is left to the executor, which reports it properly.
+fn non_query_operation(request: &GqlRequest) -> Option<&'static str> {
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    let operation = match (&document.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.iter().find(|(n, _)| n.as_str() == name)?.1,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
+        (DocumentOperations::Multiple(_), None) => return None,
+    };
+    match operation.node.ty {
+        OperationType::Query => None,
+        OperationType::Mutation => Some("mutation"),
+        OperationType::Subscription => Some("subscription"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn accept_negotiation_prefers_the_graphql_media_type() {
+        assert_eq!(negotiate(&HeaderMap::new()).unwrap(), MediaType::Json);
+        assert_eq!(negotiate(&accept("application/json")).unwrap(), MediaType::Json);
+        assert_eq!(negotiate(&accept("*/*")).unwrap(), MediaType::Json);
+        assert_eq!(negotiate(&accept("application/graphql-response+json, application/json;q=0.9")).unwrap(), MediaType::GraphqlResponseJson);
+        assert_eq!(negotiate(&accept("application/graphql-response+json;q=0, application/json")).unwrap(), MediaType::Json);
+        assert_eq!(negotiate(&accept("text/html")).unwrap_err().status(), StatusCode::NOT_ACCEPTABLE);
+    }
+
+    #[test]
+    fn only_queries_may_travel_over_get() {
+        let op = |q: &str, name: Option<&str>| {
+            let mut request = GqlRequest::new(q);
+            if let Some(name) = name {
+                request = request.operation_name(name);
+            }
+            non_query_operation(&request)
+        };
+        assert_eq!(op("{ figurines { id } }", None), None);
+        assert_eq!(op("mutation { login(input: {username: \"a\", password: \"b\"}) { token } }", None), Some("mutation"));
+        assert_eq!(op("query A { me { id } } mutation B { cancelOrder(id: \"x\") { id } }", Some("B")), Some("mutation"));
+        assert_eq!(op("query A { me { id } } mutation B { cancelOrder(id: \"x\") { id } }", Some("A")), None);
+        assert_eq!(op("subscription { x }", None), Some("subscription"));
+    }
+}

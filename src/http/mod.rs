@@ -1,0 +1,90 @@
+//! HTTP: the routes of contract section 1 and the layers every request passes through.
+
+mod auth;
+mod graphql;
+mod health;
+mod rest;
+
+use std::time::Duration;
+
+use async_graphql::http::{GraphQLPlaygroundConfig, GraphiQLSource, playground_source};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+pub use auth::caller_from_headers;
+
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+
+/// Largest request body accepted. A GraphQL document of the real schema, even a batch of
+/// ten, is a few KiB; anything near this limit is abuse.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the handlers share: the service state and the schema built from it.
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/playground", get(playground))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/register", post(rest::register))
+        .route("/login", post(rest::login))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    // The path only: query strings can carry GraphQL variables, including passwords.
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = request.uri().path(),
+                        request_id,
+                        status = tracing::field::Empty,
+                        latency_ms = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(|response: &Response, latency: Duration, span: &Span| {
+                    span.record("status", response.status().as_u16());
+                    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+                    tracing::info!("request completed");
+                })
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").title("MiniFigurine GraphiQL").finish())
+}
+
+async fn playground() -> Html<String> {
+    Html(playground_source(GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql").title("MiniFigurine Playground")))
+}
+
+async fn not_found() -> impl IntoResponse {
+    rest::error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route; the API is at /graphql")
+}

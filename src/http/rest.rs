@@ -1,0 +1,128 @@
+//! The seed-compatible REST endpoints (contract section 6): `POST /register`, `POST /login`.
+//! They share validation and services with GraphQL; only the envelope differs.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::HttpState;
+use crate::error::AppError;
+use crate::graphql::inputs::RegisterInput;
+use crate::services::accounts;
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    address: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+pub async fn register(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let body: RegisterBody = json_body(&headers, &body)?;
+        let input = RegisterInput {
+            username: required("username", body.username)?,
+            email: required("email", body.email)?,
+            password: required("password", body.password)?,
+            address: required("address", body.address)?,
+        };
+        let app = &state.app;
+        let account = accounts::register(&app.db, &app.hasher, input.parse()?, crate::domain::Role::Customer).await?;
+        Ok::<_, AppError>(account)
+    }
+    .await;
+    match result {
+        Ok(account) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "id": account.id.to_string(),
+                "username": account.username,
+                "email": account.email,
+                "address": account.address,
+            })),
+        )
+            .into_response(),
+        Err(err) => app_error_response(err),
+    }
+}
+
+pub async fn login(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let body: LoginBody = json_body(&headers, &body)?;
+        let username = required("username", body.username)?;
+        let password = required("password", body.password)?;
+        let app = &state.app;
+        let account = accounts::authenticate(&app.db, &app.hasher, &app.throttle, &username, &password).await?;
+        crate::graphql::account::auth_payload(app, account)
+    }
+    .await;
+    match result {
+        Ok(payload) => (StatusCode::OK, Json(json!({"token": payload.token}))).into_response(),
+        Err(err) => app_error_response(err),
+    }
+}
+
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, AppError> {
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)));
+    if !is_json {
+        return Err(AppError::bad_input_message("body", "send a JSON body with Content-Type: application/json"));
+    }
+    serde_json::from_slice(body).map_err(|_| AppError::bad_input_message("body", "the body is not a JSON object of the expected shape"))
+}
+
+fn required(field: &'static str, value: Option<String>) -> Result<String, AppError> {
+    value.ok_or_else(|| AppError::bad_input(field, "is required"))
+}
+
+/// The status each contract code answers with on REST.
+fn status_of(err: &AppError) -> StatusCode {
+    match err {
+        AppError::BadInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::Conflict { .. } | AppError::InvalidTransition(_) => StatusCode::CONFLICT,
+        AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `{"error": {"code", "message", "field"?}}` with the matching status (and `Retry-After`).
+pub fn app_error_response(err: AppError) -> Response {
+    err.log_if_internal();
+    let mut error = json!({"code": err.code(), "message": err.message()});
+    match &err {
+        AppError::BadInput { field, .. } | AppError::Conflict { field: Some(field), .. } => error["field"] = json!(field),
+        AppError::RateLimited { retry_after_secs } => error["retryAfter"] = json!(retry_after_secs),
+        _ => {}
+    }
+    let mut response = (status_of(&err), Json(json!({ "error": error }))).into_response();
+    if let AppError::RateLimited { retry_after_secs } = err
+        && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+    {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
+
+/// A JSON error body for failures outside any service (unknown route, panic).
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+}

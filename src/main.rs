@@ -1,0 +1,87 @@
+//! The `minifig` binary: `serve` (the default), `migrate`, `schema`, `create-admin`.
+
+use std::io::BufRead;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use minifig::config::Settings;
+use minifig::domain::{Address, Email, Password, Role, Username};
+use minifig::services::accounts::{self, NewAccount};
+use minifig::services::passwords::PasswordHasher;
+use minifig::startup::Application;
+use minifig::{db, graphql, telemetry};
+
+#[derive(Parser)]
+#[command(name = "minifig", version, about = "MiniFigurine: order miniature figurines over GraphQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
+    Schema,
+    /// Create an ADMIN account. The password is read from ADMIN_PASSWORD or, if unset, from
+    /// the first line of standard input.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "MiniFigurine head office")]
+        address: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", graphql::sdl());
+        return Ok(());
+    }
+    telemetry::init(cli.settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => Application::build(cli.settings).await?.run_until_stopped().await,
+        Command::Migrate => {
+            let db = db::connect(cli.settings.database_url.expose()).await?;
+            db::migrate(&db).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Schema => Ok(()),
+        Command::CreateAdmin { username, email, address } => create_admin(&cli.settings, &username, &email, &address).await,
+    }
+}
+
+async fn create_admin(settings: &Settings, username: &str, email: &str, address: &str) -> anyhow::Result<()> {
+    let password = match std::env::var("ADMIN_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let account = NewAccount {
+        username: Username::parse(username).map_err(|e| anyhow::anyhow!("username {e}"))?,
+        email: Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?,
+        password: Password::parse(&password).map_err(|e| anyhow::anyhow!("password {e}"))?,
+        address: Address::parse(address).map_err(|e| anyhow::anyhow!("address {e}"))?,
+    };
+    let db = db::connect(settings.database_url.expose()).await?;
+    db::migrate(&db).await?;
+    let hasher = PasswordHasher::new(1)?;
+    let admin = accounts::register(&db, &hasher, account, Role::Admin)
+        .await
+        .map_err(|err| anyhow::anyhow!("could not create the admin: {}", err.message()))?;
+    tracing::info!(id = %admin.id, username = admin.username, "ADMIN account created");
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Services: the use cases, as functions over a database connection and domain types. They
+//! know nothing of GraphQL or HTTP, so the REST endpoints, the GraphQL resolvers and the
+//! command line share them.
+
+pub mod accounts;
+pub mod catalog;
+pub mod login_throttle;
+pub mod orders;
+pub mod passwords;
+pub mod tokens;

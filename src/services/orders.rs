@@ -1,0 +1,412 @@
+//! Orders: placing them, reading them, and moving them through the state machine.
+//!
+//! Every write that changes an order's status goes through [`append_event`] inside the
+//! transaction that changes the order, so the history can never disagree with the order.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use entity::{order, order_discount, order_event, order_line};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::db;
+use crate::domain::order_status::{self, StatusChange};
+use crate::domain::{
+    Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineKind, Money, OrderStatus, PricedLine,
+};
+use crate::error::AppError;
+use crate::services::{accounts, catalog};
+
+/// The most orders one page of `myOrders` returns.
+pub const MAX_PAGE: u64 = 100;
+/// How often a status change is retried when another writer changed the order meanwhile.
+const CAS_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub status: OrderStatus,
+    pub version: i32,
+    pub subtotal: Money,
+    pub discount: Money,
+    pub total: Money,
+    pub shipping_address: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<order::Model> for Order {
+    type Error = AppError;
+
+    fn try_from(m: order::Model) -> Result<Self, AppError> {
+        Ok(Order {
+            id: m.id,
+            customer_id: m.customer_id,
+            status: parse_status(&m.status)?,
+            version: m.version,
+            subtotal: Money::from_cents(m.subtotal_cents),
+            discount: Money::from_cents(m.discount_cents),
+            total: Money::from_cents(m.total_cents),
+            shipping_address: m.shipping_address,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+/// One entry of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEvent {
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+    pub version: i32,
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+/// A validated `placeOrder` request.
+#[derive(Debug, Clone)]
+pub struct PlaceOrder {
+    pub cart: Cart,
+    pub shipping_address: Option<Address>,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// Where a page of orders starts: after this order in newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    created_at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl Cursor {
+    const VERSION: &'static str = "o1";
+
+    pub fn of(order: &Order) -> Self {
+        Cursor { created_at: order.created_at, id: order.id }
+    }
+
+    pub fn encode(self) -> String {
+        let raw = format!("{}|{}|{}", Self::VERSION, self.created_at.timestamp_micros(), self.id);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let mut parts = raw.split('|');
+        let (Some(Self::VERSION), Some(micros), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return None;
+        };
+        Some(Cursor { created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?, id: Uuid::parse_str(id).ok()? })
+    }
+}
+
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub has_next_page: bool,
+}
+
+/// Places an order for `customer`: prices it, then stores the order, its lines, its
+/// discounts and its first event in one transaction. With an idempotency key, a repeat of
+/// the same request returns the order the first one created, even when both race.
+#[tracing::instrument(skip_all, fields(customer = %customer.user_id))]
+pub async fn place(db: &DatabaseConnection, customer: Principal, request: PlaceOrder) -> Result<Order, AppError> {
+    let account = accounts::find(db, customer.user_id)
+        .await?
+        .ok_or(AppError::Unauthenticated("your account no longer exists"))?;
+    let shipping_address = request.shipping_address.map_or(account.address, |a| a.as_str().to_owned());
+    let fingerprint = format!("{}|A:{shipping_address}", request.cart.fingerprint());
+    if let Some(key) = &request.idempotency_key
+        && let Some(existing) = replay(db, customer.user_id, key, &fingerprint).await?
+    {
+        return Ok(existing);
+    }
+    let quote = catalog::quote(db, &request.cart).await?;
+
+    let now = db::now();
+    let order_id = Uuid::now_v7();
+    let txn = db.begin().await?;
+    let inserted = order::ActiveModel {
+        id: Set(order_id),
+        customer_id: Set(customer.user_id),
+        status: Set(OrderStatus::Pending.as_str().to_owned()),
+        version: Set(1),
+        subtotal_cents: Set(quote.subtotal.cents()),
+        discount_cents: Set(quote.discount.cents()),
+        total_cents: Set(quote.total.cents()),
+        shipping_address: Set(shipping_address),
+        idempotency_key: Set(request.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
+        request_fingerprint: Set(request.idempotency_key.as_ref().map(|_| fingerprint.clone())),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    let model = match inserted {
+        Ok(model) => model,
+        Err(err) => {
+            // Lost a race with a concurrent duplicate: its order is the answer.
+            if let (Some(key), Some(_)) = (&request.idempotency_key, db::unique_violation(&err)) {
+                txn.rollback().await?;
+                return replay(db, customer.user_id, key, &fingerprint)
+                    .await?
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency key collided but no order holds it")));
+            }
+            return Err(err.into());
+        }
+    };
+    let lines = quote.lines.iter().enumerate().map(|(position, line)| order_line::ActiveModel {
+        order_id: Set(order_id),
+        position: Set(position as i32),
+        kind: Set(line.kind.as_str().to_owned()),
+        figurine_id: Set((line.kind == LineKind::Figurine).then_some(line.item_id)),
+        package_id: Set((line.kind == LineKind::Package).then_some(line.item_id)),
+        quantity: Set(line.quantity as i32),
+        unit_price_cents: Set(line.unit_price.cents()),
+        subtotal_cents: Set(line.subtotal.cents()),
+        discount_cents: Set(line.discount.cents()),
+        total_cents: Set(line.total.cents()),
+        ..Default::default()
+    });
+    order_line::Entity::insert_many(lines).exec(&txn).await?;
+    if !quote.applied_discounts.is_empty() {
+        let discounts = quote.applied_discounts.iter().map(|d| order_discount::ActiveModel {
+            order_id: Set(order_id),
+            code: Set(d.code.clone()),
+            description: Set(d.description.clone()),
+            amount_cents: Set(d.amount.cents()),
+            ..Default::default()
+        });
+        order_discount::Entity::insert_many(discounts).exec(&txn).await?;
+    }
+    append_event(&txn, order_id, OrderStatus::Pending, 1, now, None).await?;
+    txn.commit().await?;
+    tracing::info!(order = %order_id, total = %quote.total, "order placed");
+    Order::try_from(model)
+}
+
+/// The order an earlier request with `key` created, if any; `CONFLICT` when that request
+/// asked for something else.
+async fn replay(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+) -> Result<Option<Order>, AppError> {
+    let existing = order::Entity::find()
+        .filter(order::Column::CustomerId.eq(customer_id))
+        .filter(order::Column::IdempotencyKey.eq(key.as_str()))
+        .one(db)
+        .await?;
+    match existing {
+        None => Ok(None),
+        Some(model) if model.request_fingerprint.as_deref() == Some(fingerprint) => Order::try_from(model).map(Some),
+        Some(_) => Err(AppError::Conflict {
+            field: Some("idempotencyKey".into()),
+            message: "this idempotency key was already used for a different order".into(),
+        }),
+    }
+}
+
+/// Appends one status event. The only writer of `order_events`.
+async fn append_event(
+    txn: &impl ConnectionTrait,
+    order_id: Uuid,
+    status: OrderStatus,
+    version: i32,
+    at: DateTime<Utc>,
+    note: Option<String>,
+) -> Result<(), AppError> {
+    order_event::ActiveModel {
+        order_id: Set(order_id),
+        version: Set(version),
+        status: Set(status.as_str().to_owned()),
+        note: Set(note),
+        at: Set(at),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// An order the caller may see: their own, or any for staff. Anything else is `NOT_FOUND`,
+/// so that customers cannot probe which order ids exist.
+pub async fn find_visible(db: &impl ConnectionTrait, caller: Principal, id: Uuid) -> Result<Order, AppError> {
+    let model = order::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("order"))?;
+    if !caller.role.is_staff() && model.customer_id != caller.user_id {
+        return Err(AppError::NotFound("order"));
+    }
+    Order::try_from(model)
+}
+
+/// A page of a customer's orders, newest first.
+pub async fn list_for_customer(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    first: u64,
+    after: Option<Cursor>,
+    status: Option<OrderStatus>,
+) -> Result<OrderPage, AppError> {
+    let mut query = order::Entity::find().filter(order::Column::CustomerId.eq(customer_id));
+    if let Some(status) = status {
+        query = query.filter(order::Column::Status.eq(status.as_str()));
+    }
+    if let Some(cursor) = after {
+        query = query.filter(
+            Condition::any().add(order::Column::CreatedAt.lt(cursor.created_at)).add(
+                Condition::all()
+                    .add(order::Column::CreatedAt.eq(cursor.created_at))
+                    .add(order::Column::Id.lt(cursor.id)),
+            ),
+        );
+    }
+    let first = first.min(MAX_PAGE);
+    let mut models = query
+        .order_by_desc(order::Column::CreatedAt)
+        .order_by_desc(order::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next_page = models.len() as u64 > first;
+    models.truncate(first as usize);
+    Ok(OrderPage { orders: models.into_iter().map(Order::try_from).collect::<Result<_, _>>()?, has_next_page })
+}
+
+/// Moves an order to `to` on behalf of `caller`, following the state machine. The same
+/// status again is a no-op. A compare-and-set on `version` makes concurrent writers take
+/// turns: the loser re-reads and re-plans (and usually finds a no-op).
+#[tracing::instrument(skip_all, fields(order = %id, to = %to))]
+pub async fn change_status(
+    db: &DatabaseConnection,
+    caller: Principal,
+    id: Uuid,
+    to: OrderStatus,
+    note: Option<String>,
+) -> Result<Order, AppError> {
+    let actor = if caller.role.is_staff() { Actor::Staff } else { Actor::Owner };
+    for _ in 0..CAS_ATTEMPTS {
+        let order = find_visible(db, caller, id).await?;
+        let (from, to) = match order_status::plan(order.status, to, actor, note.is_some())? {
+            StatusChange::Unchanged => return Ok(order),
+            StatusChange::Move { from, to } => (from, to),
+        };
+        // The history never goes back in time, even if this host's clock is behind the
+        // one that wrote the previous event.
+        let at = db::now().max(order.updated_at);
+        let version = order.version + 1;
+        let txn = db.begin().await?;
+        let updated = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(to.as_str()))
+            .col_expr(order::Column::Version, Expr::value(version))
+            .col_expr(order::Column::UpdatedAt, Expr::value(at))
+            .filter(order::Column::Id.eq(id))
+            .filter(order::Column::Version.eq(order.version))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            continue;
+        }
+        append_event(&txn, id, to, version, at, note.clone()).await?;
+        txn.commit().await?;
+        tracing::info!(%from, version, "order status changed");
+        return Ok(Order { status: to, version, updated_at: at, ..order });
+    }
+    Err(AppError::Conflict { field: None, message: "the order is being changed by someone else; try again".into() })
+}
+
+/// The priced lines of each order, in their stored order.
+pub async fn lines_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<PricedLine>>, AppError> {
+    let rows = order_line::Entity::find()
+        .filter(order_line::Column::OrderId.is_in(ids.iter().copied()))
+        .order_by_asc(order_line::Column::OrderId)
+        .order_by_asc(order_line::Column::Position)
+        .all(db)
+        .await?;
+    let mut by_order: HashMap<Uuid, Vec<PricedLine>> = HashMap::new();
+    for row in rows {
+        let kind = LineKind::parse(&row.kind).ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored line kind {:?}", row.kind)))?;
+        let item_id = row
+            .figurine_id
+            .or(row.package_id)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("order line {} names no item", row.id)))?;
+        by_order.entry(row.order_id).or_default().push(PricedLine {
+            kind,
+            item_id,
+            quantity: row.quantity.unsigned_abs(),
+            unit_price: Money::from_cents(row.unit_price_cents),
+            subtotal: Money::from_cents(row.subtotal_cents),
+            discount: Money::from_cents(row.discount_cents),
+            total: Money::from_cents(row.total_cents),
+        });
+    }
+    Ok(by_order)
+}
+
+/// The discounts frozen on each order.
+pub async fn discounts_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<AppliedDiscount>>, AppError> {
+    let rows = order_discount::Entity::find()
+        .filter(order_discount::Column::OrderId.is_in(ids.iter().copied()))
+        .order_by_asc(order_discount::Column::Id)
+        .all(db)
+        .await?;
+    let mut by_order: HashMap<Uuid, Vec<AppliedDiscount>> = HashMap::new();
+    for row in rows {
+        by_order.entry(row.order_id).or_default().push(AppliedDiscount {
+            code: row.code,
+            description: row.description,
+            amount: Money::from_cents(row.amount_cents),
+        });
+    }
+    Ok(by_order)
+}
+
+/// The history of each order, version ascending.
+pub async fn history_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<OrderEvent>>, AppError> {
+    let rows = order_event::Entity::find()
+        .filter(order_event::Column::OrderId.is_in(ids.iter().copied()))
+        .order_by_asc(order_event::Column::OrderId)
+        .order_by_asc(order_event::Column::Version)
+        .all(db)
+        .await?;
+    let mut by_order: HashMap<Uuid, Vec<OrderEvent>> = HashMap::new();
+    for row in rows {
+        by_order.entry(row.order_id).or_default().push(OrderEvent {
+            order_id: row.order_id,
+            status: parse_status(&row.status)?,
+            version: row.version,
+            at: row.at,
+            note: row.note,
+        });
+    }
+    Ok(by_order)
+}
+
+fn parse_status(raw: &str) -> Result<OrderStatus, AppError> {
+    raw.parse().map_err(|err| AppError::Internal(anyhow::Error::new(err).context("stored order status")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = Cursor { created_at: db::now(), id: Uuid::now_v7() };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "!!", "bzE", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("o1|x|y"),
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o2|1|{}", Uuid::nil()))] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+}
