@@ -1,0 +1,234 @@
+//! `spawn_app()` and a `TestApp` with one method per operation the tests use.
+
+use std::collections::HashMap;
+
+use clap::Parser;
+use minifig::config::Settings;
+use minifig::startup::Application;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const FACTORY_USERNAME: &str = "factory";
+pub const FACTORY_PASSWORD: &str = "Factory-Pass-123";
+/// A password that meets every rule.
+pub const PASSWORD: &str = "TestTest123@";
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+
+/// Where the per-test databases live.
+enum TestDatabase {
+    /// A database created on the PostgreSQL server for this test and dropped after it.
+    Postgres { admin_url: String, name: String },
+    /// A SQLite file in a directory removed after the test.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime, which cannot be blocked on; a short-lived
+            // runtime on its own thread does the cleanup.
+            let cleanup = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(admin) = Database::connect(&admin_url).await {
+                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                    }
+                });
+            });
+            let _ = cleanup.join();
+        }
+    }
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub client: reqwest::Client,
+    /// The URL the server uses, for the rare test that must look underneath the API.
+    pub database_url: String,
+    _database: TestDatabase,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+fn uses_sqlite() -> bool {
+    std::env::var("MINIFIG_TEST_DATABASE").is_ok_and(|v| v.eq_ignore_ascii_case("sqlite"))
+}
+
+async fn create_database() -> (String, TestDatabase) {
+    if uses_sqlite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("minifig.db").display());
+        return (url, TestDatabase::Sqlite(dir));
+    }
+    let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
+        panic!("PostgreSQL is not reachable at {admin_url} ({err}); run scripts/test, set TEST_POSTGRES_URL, or set MINIFIG_TEST_DATABASE=sqlite")
+    });
+    let name = format!("minifig_test_{}", Uuid::new_v4().simple());
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+    (format!("{base}/{name}"), TestDatabase::Postgres { admin_url, name })
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Spawns the server with extra command-line settings, e.g. `&["--app-env", "production"]`.
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    let (database_url, database) = create_database().await;
+    let mut args = vec![
+        "minifig", "--database-url", &database_url, "--host", "127.0.0.1", "--port", "0", "--jwt-secret", JWT_SECRET,
+        "--factory-username", FACTORY_USERNAME, "--factory-password", FACTORY_PASSWORD,
+    ];
+    args.extend_from_slice(extra);
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    let settings = Cli::try_parse_from(args).expect("test settings").settings;
+    let app = Application::build(settings).await.expect("the server builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp { address, client: reqwest::Client::new(), database_url, _database: database, _shutdown: shutdown }
+}
+
+/// A registered customer.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: String,
+    pub token: String,
+    pub username: String,
+}
+
+/// Seeded catalog ids and prices, by SKU or package code.
+pub struct Catalog {
+    pub figurines: HashMap<String, (String, i64)>,
+    pub packages: HashMap<String, (String, i64)>,
+}
+
+impl Catalog {
+    pub fn figurine(&self, sku: &str) -> &str {
+        &self.figurines[sku].0
+    }
+
+    pub fn package(&self, code: &str) -> &str {
+        &self.packages[code].0
+    }
+}
+
+impl TestApp {
+    /// POSTs a GraphQL request and returns the JSON body; the HTTP status must be 200.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self.client.post(format!("{}/graphql", self.address)).json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        assert_eq!(response.status(), 200, "GraphQL over application/json answers 200");
+        response.json().await.expect("JSON body")
+    }
+
+    pub async fn register(&self, username: &str) -> Customer {
+        let body = self
+            .graphql(
+                None,
+                "mutation($input: RegisterInput!) { register(input: $input) { token user { id username } } }",
+                json!({"input": {"username": username, "email": format!("{username}@example.com"), "password": PASSWORD, "address": format!("{username}'s house, 1 Main St")}}),
+            )
+            .await;
+        let payload = &body["data"]["register"];
+        assert!(payload.is_object(), "register failed: {body}");
+        Customer {
+            id: payload["user"]["id"].as_str().unwrap().to_owned(),
+            token: payload["token"].as_str().unwrap().to_owned(),
+            username: username.to_owned(),
+        }
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        self.graphql(
+            None,
+            "mutation($input: LoginInput!) { login(input: $input) { token expiresAt user { id username role } } }",
+            json!({"input": {"username": username, "password": password}}),
+        )
+        .await
+    }
+
+    pub async fn factory_token(&self) -> String {
+        let body = self.login(FACTORY_USERNAME, FACTORY_PASSWORD).await;
+        body["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("factory login failed: {body}")).to_owned()
+    }
+
+    pub async fn catalog(&self) -> Catalog {
+        let body = self.graphql(None, "{ figurines { id sku unitPrice { cents } } packages { id code price { cents } } }", json!({})).await;
+        let collect = |list: &Value, key: &str, price: &str| {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|f| (f[key].as_str().unwrap().to_owned(), (f["id"].as_str().unwrap().to_owned(), f[price]["cents"].as_i64().unwrap())))
+                .collect()
+        };
+        Catalog {
+            figurines: collect(&body["data"]["figurines"], "sku", "unitPrice"),
+            packages: collect(&body["data"]["packages"], "code", "price"),
+        }
+    }
+
+    /// `placeOrder` with `input`; returns the whole response body.
+    pub async fn place_order(&self, token: &str, input: Value) -> Value {
+        self.graphql(Some(token), &format!("mutation($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{ {ORDER_FIELDS} }} }}"), json!({"input": input})).await
+    }
+
+    /// Places an order of `quantity` knights and returns it (the `placeOrder` object).
+    pub async fn place_simple_order(&self, token: &str, quantity: i64) -> Value {
+        let catalog = self.catalog().await;
+        let body = self.place_order(token, json!({"items": [{"figurineId": catalog.figurine("FIG-KNIGHT"), "quantity": quantity}]})).await;
+        assert!(body["data"]["placeOrder"].is_object(), "placeOrder failed: {body}");
+        body["data"]["placeOrder"].clone()
+    }
+
+    pub async fn update_status(&self, token: &str, order_id: &str, status: &str, note: Option<&str>) -> Value {
+        self.graphql(
+            Some(token),
+            &format!("mutation($input: UpdateOrderStatusInput!) {{ updateOrderStatus(input: $input) {{ {ORDER_FIELDS} }} }}"),
+            json!({"input": {"orderId": order_id, "status": status, "note": note}}),
+        )
+        .await
+    }
+
+    pub async fn cancel_order(&self, token: &str, order_id: &str) -> Value {
+        self.graphql(Some(token), &format!("mutation($id: ID!) {{ cancelOrder(id: $id) {{ {ORDER_FIELDS} }} }}"), json!({"id": order_id})).await
+    }
+
+    pub async fn order(&self, token: &str, order_id: &str) -> Value {
+        self.graphql(Some(token), &format!("query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"), json!({"id": order_id})).await
+    }
+}
+
+/// Every field of an order, so that tests see all of it.
+pub const ORDER_FIELDS: &str = "id status version customer { id username } \
+    lines { kind figurine { id sku } package { id code } quantity unitPrice { cents } subtotal { cents } discount { cents } total { cents } } \
+    subtotal { cents amount currency } discount { cents } total { cents amount } appliedDiscounts { code description amount { cents } } \
+    shippingAddress createdAt updatedAt history { orderId status version at note }";
+
+/// The first error's `extensions.code`.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("expected an error with a code: {body}"))
+}
+
+/// The first error's `extensions.field`.
+pub fn error_field(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["field"].as_str().unwrap_or_else(|| panic!("expected an error with a field: {body}"))
+}
+
+/// A fresh unique username, so tests never collide.
+pub fn unique_username(prefix: &str) -> String {
+    format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..8])
+}

@@ -1,0 +1,12 @@
+//! Black-box tests: the real server on a random port, its own database per test (PostgreSQL
+//! by default, SQLite with `MINIFIG_TEST_DATABASE=sqlite`), real HTTP clients.
+
+mod helpers;
+
+mod accounts;
+mod catalog;
+mod http;
+mod orders;
+mod rest;
+mod schema;
+mod status;
