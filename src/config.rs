@@ -30,34 +30,34 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// Database: `sqlite://path?mode=rwc` (embedded default) or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: Secret,
     /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    #[arg(long, global = true, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on; 0 asks the OS for a free one (tests do).
-    #[arg(long, env = "PORT", default_value_t = 8000)]
+    #[arg(long, global = true, env = "PORT", default_value_t = 8000)]
     pub port: u16,
     /// HS256 signing key for access tokens. Required (32+ bytes) when APP_ENV=production.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
     /// Lifetime of an access token, in seconds.
-    #[arg(long, env = "JWT_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(30..=2_592_000))]
+    #[arg(long, global = true, env = "JWT_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(30..=2_592_000))]
     pub jwt_ttl_secs: u64,
     /// Username of the FACTORY account to create or update at start.
-    #[arg(long, env = "FACTORY_USERNAME", requires = "factory_password")]
+    #[arg(long, global = true, env = "FACTORY_USERNAME", requires = "factory_password")]
     pub factory_username: Option<String>,
     /// Password of the FACTORY account.
-    #[arg(long, env = "FACTORY_PASSWORD", hide_env_values = true, requires = "factory_username")]
+    #[arg(long, global = true, env = "FACTORY_PASSWORD", hide_env_values = true, requires = "factory_username")]
     pub factory_password: Option<Secret>,
     /// `development` or `production`.
-    #[arg(long, env = "APP_ENV", value_enum, default_value_t = AppEnv::Development)]
+    #[arg(long, global = true, env = "APP_ENV", value_enum, default_value_t = AppEnv::Development)]
     pub app_env: AppEnv,
     /// Whether clients may introspect the schema; defaults to on in development only.
-    #[arg(long, env = "GRAPHQL_INTROSPECTION")]
+    #[arg(long, global = true, env = "GRAPHQL_INTROSPECTION")]
     pub graphql_introspection: Option<bool>,
     /// `pretty` for people, `json` for log collectors.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 }
 

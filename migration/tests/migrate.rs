@@ -1,9 +1,7 @@
 //! The initial migration applies, rolls back and re-applies cleanly, seeds the catalog, and its
 //! constraints and index names behave as the server expects.
 //!
-//! Runs against an in-memory SQLite database. Set `MIGRATION_TEST_POSTGRES_URL` to an EMPTY,
-//! throwaway PostgreSQL database (e.g. `postgres://postgres@127.0.0.1/mig_check`) to run the
-//! same checks there too; the test rolls everything back, so never point it at real data.
+//! Runs against an in-memory SQLite database and against a fresh PostgreSQL database.
 
 use chrono::Utc;
 use entity::{
@@ -33,17 +31,21 @@ async fn sqlite_up_down_up() {
     round_trip(&db).await;
 }
 
+/// Runs against a database of its own on the PostgreSQL server at `TEST_POSTGRES_URL`
+/// (default: the local server `scripts/test` makes sure of), dropped afterwards.
 #[tokio::test]
 async fn postgres_up_down_up() {
-    let Ok(url) = std::env::var("MIGRATION_TEST_POSTGRES_URL") else {
-        eprintln!("MIGRATION_TEST_POSTGRES_URL not set; skipping the PostgreSQL check");
-        return;
-    };
-    let db = Database::connect(url.as_str()).await.unwrap();
-    // Start from scratch even if an earlier run was interrupted.
-    Migrator::reset(&db).await.unwrap();
+    let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = Database::connect(admin_url.as_str())
+        .await
+        .unwrap_or_else(|err| panic!("PostgreSQL is not reachable at {admin_url} ({err}); run scripts/test or set TEST_POSTGRES_URL"));
+    let name = format!("minifig_migration_{}", Uuid::new_v4().simple());
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+    let db = Database::connect(format!("{base}/{name}")).await.unwrap();
     round_trip(&db).await;
-    Migrator::reset(&db).await.unwrap();
+    db.close().await.unwrap();
+    admin.execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).await.unwrap();
 }
 
 async fn round_trip(db: &DatabaseConnection) {

@@ -18,8 +18,10 @@ use loaders::{DiscountsLoader, FigurineLoader, HistoryLoader, LinesLoader, Packa
 
 use crate::state::AppState;
 
-/// Deepest selection accepted; the real schema needs about 7 (`myOrders.edges.node.lines.package.items.figurine`).
-pub const MAX_DEPTH: usize = 12;
+/// Deepest selection accepted. Our own types need about 7
+/// (`myOrders.edges.node.lines.package.items.figurine`), but the introspection query that
+/// GraphiQL and code generators send nests `ofType` nine times, reaching 15.
+pub const MAX_DEPTH: usize = 16;
 /// Complexity budget: a full page of 100 orders with their lines and history fits.
 pub const MAX_COMPLEXITY: usize = 5_000;
 /// Most directives one field may carry.

@@ -39,10 +39,7 @@ impl MediaType {
 }
 
 pub async fn get(State(state): State<HttpState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let media = match negotiate(&headers) {
-        Ok(media) => media,
-        Err(response) => return response,
-    };
+    let Some(media) = negotiate(&headers) else { return not_acceptable() };
     let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
         Ok(request) if !request.query.is_empty() => request,
         _ => return request_error(media, StatusCode::BAD_REQUEST, "send the operation as ?query=… (and optionally variables, operationName)"),
@@ -56,10 +53,7 @@ pub async fn get(State(state): State<HttpState>, headers: HeaderMap, RawQuery(qu
 }
 
 pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    let media = match negotiate(&headers) {
-        Ok(media) => media,
-        Err(response) => return response,
-    };
+    let Some(media) = negotiate(&headers) else { return not_acceptable() };
     if !is_json(&headers) {
         return request_error(media, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the request with Content-Type: application/json");
     }
@@ -126,9 +120,9 @@ fn request_error(media: MediaType, status: StatusCode, message: &str) -> Respons
     respond(media, status, &json!({"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}))
 }
 
-/// The media type to answer with, or a 406 when the client accepts neither JSON type.
-fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
-    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(MediaType::Json) };
+/// The media type to answer with; `None` when the client accepts neither JSON type.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else { return Some(MediaType::Json) };
     let mut json = false;
     for range in accept.split(',') {
         let mut parts = range.split(';');
@@ -138,20 +132,16 @@ fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
             continue;
         }
         match media.as_str() {
-            GRAPHQL_RESPONSE_JSON => return Ok(MediaType::GraphqlResponseJson),
+            GRAPHQL_RESPONSE_JSON => return Some(MediaType::GraphqlResponseJson),
             "application/json" | "application/*" | "*/*" => json = true,
             _ => {}
         }
     }
-    if json {
-        Ok(MediaType::Json)
-    } else {
-        Err(respond(
-            MediaType::Json,
-            StatusCode::NOT_ACCEPTABLE,
-            &json!({"errors": [{"message": "this endpoint answers application/graphql-response+json or application/json", "extensions": {"code": "BAD_USER_INPUT"}}]}),
-        ))
-    }
+    json.then_some(MediaType::Json)
+}
+
+fn not_acceptable() -> Response {
+    request_error(MediaType::Json, StatusCode::NOT_ACCEPTABLE, "this endpoint answers application/graphql-response+json or application/json")
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -191,12 +181,12 @@ mod tests {
 
     #[test]
     fn accept_negotiation_prefers_the_graphql_media_type() {
-        assert_eq!(negotiate(&HeaderMap::new()).unwrap(), MediaType::Json);
-        assert_eq!(negotiate(&accept("application/json")).unwrap(), MediaType::Json);
-        assert_eq!(negotiate(&accept("*/*")).unwrap(), MediaType::Json);
-        assert_eq!(negotiate(&accept("application/graphql-response+json, application/json;q=0.9")).unwrap(), MediaType::GraphqlResponseJson);
-        assert_eq!(negotiate(&accept("application/graphql-response+json;q=0, application/json")).unwrap(), MediaType::Json);
-        assert_eq!(negotiate(&accept("text/html")).unwrap_err().status(), StatusCode::NOT_ACCEPTABLE);
+        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("application/json")), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("application/graphql-response+json, application/json;q=0.9")), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(negotiate(&accept("application/graphql-response+json;q=0, application/json")), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("text/html")), None);
     }
 
     #[test]
