@@ -31,9 +31,15 @@ impl Caller {
     pub fn require(&self) -> Result<Principal, AppError> {
         match self {
             Caller::Authenticated(principal) => Ok(*principal),
-            Caller::Anonymous => Err(AppError::Unauthenticated("you must be logged in: send Authorization: Bearer <token>")),
-            Caller::Rejected(TokenError::Expired) => Err(AppError::Unauthenticated("your token has expired; log in again")),
-            Caller::Rejected(TokenError::Invalid) => Err(AppError::Unauthenticated("your token is invalid; log in again")),
+            Caller::Anonymous => {
+                Err(AppError::Unauthenticated("you must be logged in: send Authorization: Bearer <token>"))
+            }
+            Caller::Rejected(TokenError::Expired) => {
+                Err(AppError::Unauthenticated("your token has expired; log in again"))
+            }
+            Caller::Rejected(TokenError::Invalid) => {
+                Err(AppError::Unauthenticated("your token is invalid; log in again"))
+            }
         }
     }
 

@@ -103,7 +103,9 @@ impl Settings {
             }
             (None, AppEnv::Production) => bail!("JWT_SECRET must be set when APP_ENV=production"),
             (Some(_), AppEnv::Development) => {
-                bail!("JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes; unset it to get a random one in development")
+                bail!(
+                    "JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes; unset it to get a random one in development"
+                )
             }
             (None, AppEnv::Development) => {
                 let mut key = [0u8; 48];
@@ -115,7 +117,11 @@ impl Settings {
 
     /// `host:port` to bind.
     pub fn bind_address(&self) -> String {
-        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -194,7 +200,8 @@ mod tests {
     fn secrets_never_print() {
         let secret = Secret::new("hunter2hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
-        let settings = parse(&["--jwt-secret", "hunter2hunter2hunter2hunter2hunter2", "--database-url", "postgres://u:pw@h/db"]);
+        let settings =
+            parse(&["--jwt-secret", "hunter2hunter2hunter2hunter2hunter2", "--database-url", "postgres://u:pw@h/db"]);
         let shown = format!("{settings:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("pw@"), "{shown}");
     }

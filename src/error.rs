@@ -16,12 +16,20 @@ pub enum AppError {
     Unauthenticated(&'static str),
     Forbidden(&'static str),
     /// Input that failed validation; `field` is the input field's path, e.g. `items[0].quantity`.
-    BadInput { field: String, message: String },
+    BadInput {
+        field: String,
+        message: String,
+    },
     /// Unknown, or not the caller's to see (indistinguishable on purpose).
     NotFound(&'static str),
-    Conflict { field: Option<String>, message: String },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     InvalidTransition(String),
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -44,9 +52,9 @@ impl AppError {
     pub fn message(&self) -> String {
         match self {
             AppError::Unauthenticated(m) | AppError::Forbidden(m) => (*m).to_owned(),
-            AppError::BadInput { message, .. } | AppError::Conflict { message, .. } | AppError::InvalidTransition(message) => {
-                message.clone()
-            }
+            AppError::BadInput { message, .. }
+            | AppError::Conflict { message, .. }
+            | AppError::InvalidTransition(message) => message.clone(),
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::RateLimited { retry_after_secs } => {
                 format!("too many attempts; try again in {retry_after_secs} seconds")
@@ -88,7 +96,9 @@ impl From<TransitionError> for AppError {
     fn from(err: TransitionError) -> Self {
         match err {
             TransitionError::NotAllowed { .. } => AppError::InvalidTransition(err.to_string()),
-            TransitionError::StaffOnly { .. } => AppError::Forbidden("only the factory or an administrator may do that"),
+            TransitionError::StaffOnly { .. } => {
+                AppError::Forbidden("only the factory or an administrator may do that")
+            }
             TransitionError::NoteRequired => AppError::bad_input_message("note", err.to_string()),
         }
     }

@@ -57,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schema => Ok(()),
-        Command::CreateAdmin { username, email, address } => create_admin(&cli.settings, &username, &email, &address).await,
+        Command::CreateAdmin { username, email, address } => {
+            create_admin(&cli.settings, &username, &email, &address).await
+        }
     }
 }
 

@@ -9,15 +9,15 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::db;
 use crate::domain::{Password, Username};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
+use crate::services::accounts;
 use crate::services::login_throttle::LoginThrottle;
 use crate::services::passwords::PasswordHasher;
 use crate::services::tokens::TokenKeys;
-use crate::services::accounts;
 use crate::state::AppState;
-use crate::db;
 
 pub struct Application {
     listener: TcpListener,
@@ -36,7 +36,8 @@ impl Application {
         let hasher = PasswordHasher::new(hashing_workers())?;
         if let (Some(username), Some(password)) = (&settings.factory_username, &settings.factory_password) {
             let username = Username::parse(username).map_err(|err| anyhow::anyhow!("FACTORY_USERNAME {err}"))?;
-            let password = Password::parse(password.expose()).map_err(|err| anyhow::anyhow!("FACTORY_PASSWORD {err}"))?;
+            let password =
+                Password::parse(password.expose()).map_err(|err| anyhow::anyhow!("FACTORY_PASSWORD {err}"))?;
             accounts::ensure_factory_account(&db, &hasher, username, password).await?;
         }
         let state = AppState {
@@ -71,9 +72,11 @@ impl Application {
     }
 }
 
-/// One hash at a time per core: more would only queue inside the OS scheduler.
+/// Hashes running at once: one per core but one, so that a login flood always leaves a
+/// core to the async executor and every other request stays fast (measured by
+/// `benches/login_flood.rs`), and never fewer than one.
 fn hashing_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
 }
 
 async fn shutdown_signal() {

@@ -17,14 +17,7 @@ use crate::catalog_id;
 pub struct Migration;
 
 const ROLES: [&str; 3] = ["CUSTOMER", "FACTORY", "ADMIN"];
-const STATUSES: [&str; 6] = [
-    "PENDING",
-    "ACCEPTED",
-    "IN_PRODUCTION",
-    "SHIPPED",
-    "CANCELLED",
-    "FAILED",
-];
+const STATUSES: [&str; 6] = ["PENDING", "ACCEPTED", "IN_PRODUCTION", "SHIPPED", "CANCELLED", "FAILED"];
 const LINE_KINDS: [&str; 2] = ["FIGURINE", "PACKAGE"];
 
 /// Seeded figurines: (sku, name, description, unit price in cents).
@@ -102,13 +95,7 @@ const FIGURINES: [(&str, &str, &str, i64); 10] = [
 ];
 
 /// A seeded package: (code, name, description, price in cents, items as (figurine sku, quantity)).
-type PackageSeed = (
-    &'static str,
-    &'static str,
-    &'static str,
-    i64,
-    &'static [(&'static str, i32)],
-);
+type PackageSeed = (&'static str, &'static str, &'static str, i64, &'static [(&'static str, i32)]);
 
 /// Seeded packages.
 const PACKAGES: [PackageSeed; 3] = [
@@ -118,13 +105,7 @@ const PACKAGES: [PackageSeed; 3] = [
         "A ready-made band of heroes: knight, wizard, archer, cleric and rogue. \
          Everything you need to start a campaign, at a friendly price.",
         5490,
-        &[
-            ("FIG-KNIGHT", 1),
-            ("FIG-WIZARD", 1),
-            ("FIG-ARCHER", 1),
-            ("FIG-CLERIC", 1),
-            ("FIG-ROGUE", 1),
-        ],
+        &[("FIG-KNIGHT", 1), ("FIG-WIZARD", 1), ("FIG-ARCHER", 1), ("FIG-CLERIC", 1), ("FIG-ROGUE", 1)],
     ),
     (
         "PKG-DRAGON-HUNT",
@@ -165,9 +146,7 @@ impl MigrationTrait for Migration {
             Figurines::Table.into_iden(),
             Users::Table.into_iden(),
         ] {
-            manager
-                .drop_table(Table::drop().table(table).if_exists().to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         Ok(())
     }
@@ -189,11 +168,7 @@ async fn create_users(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(ColumnDef::new(Users::PasswordHash).string().not_null())
                 .col(ColumnDef::new(Users::Address).text().not_null())
                 .col(ColumnDef::new(Users::Role).string().not_null())
-                .col(
-                    ColumnDef::new(Users::CreatedAt)
-                        .timestamp_with_time_zone()
-                        .not_null(),
-                )
+                .col(ColumnDef::new(Users::CreatedAt).timestamp_with_time_zone().not_null())
                 .check(one_of("users_role_check", Users::Role, &ROLES))
                 .to_owned(),
         )
@@ -202,19 +177,10 @@ async fn create_users(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     // SQLite, so this one is raw SQL, written to be valid on both backends.
     manager
         .get_connection()
-        .execute_unprepared(
-            "CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username))",
-        )
+        .execute_unprepared("CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username))")
         .await?;
     manager
-        .create_index(
-            Index::create()
-                .name("users_email_key")
-                .table(Users::Table)
-                .col(Users::Email)
-                .unique()
-                .to_owned(),
-        )
+        .create_index(Index::create().name("users_email_key").table(Users::Table).col(Users::Email).unique().to_owned())
         .await
 }
 
@@ -223,35 +189,18 @@ async fn create_catalog(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .create_table(
             Table::create()
                 .table(Figurines::Table)
-                .col(
-                    ColumnDef::new(Figurines::Id)
-                        .uuid()
-                        .not_null()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(Figurines::Id).uuid().not_null().primary_key())
                 .col(ColumnDef::new(Figurines::Sku).string().not_null())
                 .col(ColumnDef::new(Figurines::Name).string().not_null())
                 .col(ColumnDef::new(Figurines::Description).text().not_null())
-                .col(
-                    ColumnDef::new(Figurines::UnitPriceCents)
-                        .big_integer()
-                        .not_null(),
-                )
-                .check(non_negative(
-                    "figurines_unit_price_cents_check",
-                    Figurines::UnitPriceCents,
-                ))
+                .col(ColumnDef::new(Figurines::UnitPriceCents).big_integer().not_null())
+                .check(non_negative("figurines_unit_price_cents_check", Figurines::UnitPriceCents))
                 .to_owned(),
         )
         .await?;
     manager
         .create_index(
-            Index::create()
-                .name("figurines_sku_key")
-                .table(Figurines::Table)
-                .col(Figurines::Sku)
-                .unique()
-                .to_owned(),
+            Index::create().name("figurines_sku_key").table(Figurines::Table).col(Figurines::Sku).unique().to_owned(),
         )
         .await?;
 
@@ -263,26 +212,14 @@ async fn create_catalog(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(ColumnDef::new(Packages::Code).string().not_null())
                 .col(ColumnDef::new(Packages::Name).string().not_null())
                 .col(ColumnDef::new(Packages::Description).text().not_null())
-                .col(
-                    ColumnDef::new(Packages::PriceCents)
-                        .big_integer()
-                        .not_null(),
-                )
-                .check(non_negative(
-                    "packages_price_cents_check",
-                    Packages::PriceCents,
-                ))
+                .col(ColumnDef::new(Packages::PriceCents).big_integer().not_null())
+                .check(non_negative("packages_price_cents_check", Packages::PriceCents))
                 .to_owned(),
         )
         .await?;
     manager
         .create_index(
-            Index::create()
-                .name("packages_code_key")
-                .table(Packages::Table)
-                .col(Packages::Code)
-                .unique()
-                .to_owned(),
+            Index::create().name("packages_code_key").table(Packages::Table).col(Packages::Code).unique().to_owned(),
         )
         .await?;
 
@@ -313,10 +250,7 @@ async fn create_catalog(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                         .to(Figurines::Table, Figurines::Id)
                         .on_delete(ForeignKeyAction::Restrict),
                 )
-                .check(positive(
-                    "package_items_quantity_check",
-                    PackageItems::Quantity,
-                ))
+                .check(positive("package_items_quantity_check", PackageItems::Quantity))
                 .to_owned(),
         )
         .await
@@ -331,30 +265,14 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(ColumnDef::new(Orders::CustomerId).uuid().not_null())
                 .col(ColumnDef::new(Orders::Status).string().not_null())
                 .col(ColumnDef::new(Orders::Version).integer().not_null())
-                .col(
-                    ColumnDef::new(Orders::SubtotalCents)
-                        .big_integer()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(Orders::DiscountCents)
-                        .big_integer()
-                        .not_null(),
-                )
+                .col(ColumnDef::new(Orders::SubtotalCents).big_integer().not_null())
+                .col(ColumnDef::new(Orders::DiscountCents).big_integer().not_null())
                 .col(ColumnDef::new(Orders::TotalCents).big_integer().not_null())
                 .col(ColumnDef::new(Orders::ShippingAddress).text().not_null())
                 .col(ColumnDef::new(Orders::IdempotencyKey).string().null())
                 .col(ColumnDef::new(Orders::RequestFingerprint).string().null())
-                .col(
-                    ColumnDef::new(Orders::CreatedAt)
-                        .timestamp_with_time_zone()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(Orders::UpdatedAt)
-                        .timestamp_with_time_zone()
-                        .not_null(),
-                )
+                .col(ColumnDef::new(Orders::CreatedAt).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(Orders::UpdatedAt).timestamp_with_time_zone().not_null())
                 .foreign_key(
                     ForeignKey::create()
                         .name("orders_customer_id_fkey")
@@ -364,14 +282,8 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 )
                 .check(one_of("orders_status_check", Orders::Status, &STATUSES))
                 .check(at_least_one("orders_version_check", Orders::Version))
-                .check(non_negative(
-                    "orders_subtotal_cents_check",
-                    Orders::SubtotalCents,
-                ))
-                .check(non_negative(
-                    "orders_discount_cents_check",
-                    Orders::DiscountCents,
-                ))
+                .check(non_negative("orders_subtotal_cents_check", Orders::SubtotalCents))
+                .check(non_negative("orders_discount_cents_check", Orders::DiscountCents))
                 .check(non_negative("orders_total_cents_check", Orders::TotalCents))
                 .to_owned(),
         )
@@ -411,39 +323,17 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .create_table(
             Table::create()
                 .table(OrderLines::Table)
-                .col(
-                    ColumnDef::new(OrderLines::Id)
-                        .big_integer()
-                        .not_null()
-                        .auto_increment()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(OrderLines::Id).big_integer().not_null().auto_increment().primary_key())
                 .col(ColumnDef::new(OrderLines::OrderId).uuid().not_null())
                 .col(ColumnDef::new(OrderLines::Position).integer().not_null())
                 .col(ColumnDef::new(OrderLines::Kind).string().not_null())
                 .col(ColumnDef::new(OrderLines::FigurineId).uuid().null())
                 .col(ColumnDef::new(OrderLines::PackageId).uuid().null())
                 .col(ColumnDef::new(OrderLines::Quantity).integer().not_null())
-                .col(
-                    ColumnDef::new(OrderLines::UnitPriceCents)
-                        .big_integer()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(OrderLines::SubtotalCents)
-                        .big_integer()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(OrderLines::DiscountCents)
-                        .big_integer()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(OrderLines::TotalCents)
-                        .big_integer()
-                        .not_null(),
-                )
+                .col(ColumnDef::new(OrderLines::UnitPriceCents).big_integer().not_null())
+                .col(ColumnDef::new(OrderLines::SubtotalCents).big_integer().not_null())
+                .col(ColumnDef::new(OrderLines::DiscountCents).big_integer().not_null())
+                .col(ColumnDef::new(OrderLines::TotalCents).big_integer().not_null())
                 .foreign_key(
                     ForeignKey::create()
                         .name("order_lines_order_id_fkey")
@@ -465,36 +355,14 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                         .to(Packages::Table, Packages::Id)
                         .on_delete(ForeignKeyAction::Restrict),
                 )
-                .check(one_of(
-                    "order_lines_kind_check",
-                    OrderLines::Kind,
-                    &LINE_KINDS,
-                ))
-                .check((
-                    Alias::new("order_lines_target_check"),
-                    figurine_line.or(package_line),
-                ))
-                .check(non_negative(
-                    "order_lines_position_check",
-                    OrderLines::Position,
-                ))
+                .check(one_of("order_lines_kind_check", OrderLines::Kind, &LINE_KINDS))
+                .check((Alias::new("order_lines_target_check"), figurine_line.or(package_line)))
+                .check(non_negative("order_lines_position_check", OrderLines::Position))
                 .check(positive("order_lines_quantity_check", OrderLines::Quantity))
-                .check(non_negative(
-                    "order_lines_unit_price_cents_check",
-                    OrderLines::UnitPriceCents,
-                ))
-                .check(non_negative(
-                    "order_lines_subtotal_cents_check",
-                    OrderLines::SubtotalCents,
-                ))
-                .check(non_negative(
-                    "order_lines_discount_cents_check",
-                    OrderLines::DiscountCents,
-                ))
-                .check(non_negative(
-                    "order_lines_total_cents_check",
-                    OrderLines::TotalCents,
-                ))
+                .check(non_negative("order_lines_unit_price_cents_check", OrderLines::UnitPriceCents))
+                .check(non_negative("order_lines_subtotal_cents_check", OrderLines::SubtotalCents))
+                .check(non_negative("order_lines_discount_cents_check", OrderLines::DiscountCents))
+                .check(non_negative("order_lines_total_cents_check", OrderLines::TotalCents))
                 .to_owned(),
         )
         .await?;
@@ -513,25 +381,11 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .create_table(
             Table::create()
                 .table(OrderDiscounts::Table)
-                .col(
-                    ColumnDef::new(OrderDiscounts::Id)
-                        .big_integer()
-                        .not_null()
-                        .auto_increment()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(OrderDiscounts::Id).big_integer().not_null().auto_increment().primary_key())
                 .col(ColumnDef::new(OrderDiscounts::OrderId).uuid().not_null())
                 .col(ColumnDef::new(OrderDiscounts::Code).string().not_null())
-                .col(
-                    ColumnDef::new(OrderDiscounts::Description)
-                        .text()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(OrderDiscounts::AmountCents)
-                        .big_integer()
-                        .not_null(),
-                )
+                .col(ColumnDef::new(OrderDiscounts::Description).text().not_null())
+                .col(ColumnDef::new(OrderDiscounts::AmountCents).big_integer().not_null())
                 .foreign_key(
                     ForeignKey::create()
                         .name("order_discounts_order_id_fkey")
@@ -539,10 +393,7 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                         .to(Orders::Table, Orders::Id)
                         .on_delete(ForeignKeyAction::Cascade),
                 )
-                .check(non_negative(
-                    "order_discounts_amount_cents_check",
-                    OrderDiscounts::AmountCents,
-                ))
+                .check(non_negative("order_discounts_amount_cents_check", OrderDiscounts::AmountCents))
                 .to_owned(),
         )
         .await?;
@@ -560,22 +411,12 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .create_table(
             Table::create()
                 .table(OrderEvents::Table)
-                .col(
-                    ColumnDef::new(OrderEvents::Id)
-                        .big_integer()
-                        .not_null()
-                        .auto_increment()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(OrderEvents::Id).big_integer().not_null().auto_increment().primary_key())
                 .col(ColumnDef::new(OrderEvents::OrderId).uuid().not_null())
                 .col(ColumnDef::new(OrderEvents::Version).integer().not_null())
                 .col(ColumnDef::new(OrderEvents::Status).string().not_null())
                 .col(ColumnDef::new(OrderEvents::Note).text().null())
-                .col(
-                    ColumnDef::new(OrderEvents::At)
-                        .timestamp_with_time_zone()
-                        .not_null(),
-                )
+                .col(ColumnDef::new(OrderEvents::At).timestamp_with_time_zone().not_null())
                 .foreign_key(
                     ForeignKey::create()
                         .name("order_events_order_id_fkey")
@@ -583,15 +424,8 @@ async fn create_orders(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                         .to(Orders::Table, Orders::Id)
                         .on_delete(ForeignKeyAction::Cascade),
                 )
-                .check(one_of(
-                    "order_events_status_check",
-                    OrderEvents::Status,
-                    &STATUSES,
-                ))
-                .check(at_least_one(
-                    "order_events_version_check",
-                    OrderEvents::Version,
-                ))
+                .check(one_of("order_events_status_check", OrderEvents::Status, &STATUSES))
+                .check(at_least_one("order_events_version_check", OrderEvents::Version))
                 .to_owned(),
         )
         .await?;
@@ -627,13 +461,7 @@ async fn seed_catalog(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         Figurines::UnitPriceCents,
     ]);
     for (sku, name, description, cents) in FIGURINES {
-        figurines.values_panic([
-            catalog_id(sku).into(),
-            sku.into(),
-            name.into(),
-            description.into(),
-            cents.into(),
-        ]);
+        figurines.values_panic([catalog_id(sku).into(), sku.into(), name.into(), description.into(), cents.into()]);
     }
     manager.execute(figurines).await?;
 
@@ -653,13 +481,7 @@ async fn seed_catalog(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     ]);
     for (code, name, description, cents, contents) in PACKAGES {
         let package_id: Uuid = catalog_id(code);
-        packages.values_panic([
-            package_id.into(),
-            code.into(),
-            name.into(),
-            description.into(),
-            cents.into(),
-        ]);
+        packages.values_panic([package_id.into(), code.into(), name.into(), description.into(), cents.into()]);
         for &(sku, quantity) in contents {
             items.values_panic([package_id.into(), catalog_id(sku).into(), quantity.into()]);
         }
@@ -685,10 +507,7 @@ fn at_least_one(name: &str, column: impl IntoIden) -> Check {
 
 /// `CONSTRAINT <name> CHECK (<column> IN ('A', 'B', …))`
 fn one_of(name: &str, column: impl IntoIden, values: &[&str]) -> Check {
-    Check::named(
-        Alias::new(name),
-        Expr::col(column).is_in(values.iter().copied()),
-    )
+    Check::named(Alias::new(name), Expr::col(column).is_in(values.iter().copied()))
 }
 
 #[derive(DeriveIden)]

@@ -4,26 +4,16 @@
 //! Runs against an in-memory SQLite database and against a fresh PostgreSQL database.
 
 use chrono::Utc;
-use entity::{
-    figurine, order, order_discount, order_event, order_line, package, package_item, user,
-};
+use entity::{figurine, order, order_discount, order_event, order_line, package, package_item, user};
 use migration::sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, DbErr,
-    EntityTrait, ModelTrait, PaginatorTrait, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait, ModelTrait,
+    PaginatorTrait, SqlErr,
 };
 use migration::{CATALOG_NAMESPACE, Migrator, MigratorTrait, SchemaManager, catalog_id};
 use uuid::Uuid;
 
-const TABLES: [&str; 8] = [
-    "users",
-    "figurines",
-    "packages",
-    "package_items",
-    "orders",
-    "order_lines",
-    "order_discounts",
-    "order_events",
-];
+const TABLES: [&str; 8] =
+    ["users", "figurines", "packages", "package_items", "orders", "order_lines", "order_discounts", "order_events"];
 
 #[tokio::test]
 async fn sqlite_up_down_up() {
@@ -35,10 +25,11 @@ async fn sqlite_up_down_up() {
 /// (default: the local server `scripts/test` makes sure of), dropped afterwards.
 #[tokio::test]
 async fn postgres_up_down_up() {
-    let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = Database::connect(admin_url.as_str())
-        .await
-        .unwrap_or_else(|err| panic!("PostgreSQL is not reachable at {admin_url} ({err}); run scripts/test or set TEST_POSTGRES_URL"));
+    let admin_url =
+        std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = Database::connect(admin_url.as_str()).await.unwrap_or_else(|err| {
+        panic!("PostgreSQL is not reachable at {admin_url} ({err}); run scripts/test or set TEST_POSTGRES_URL")
+    });
     let name = format!("minifig_migration_{}", Uuid::new_v4().simple());
     admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
     let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
@@ -60,22 +51,13 @@ async fn round_trip(db: &DatabaseConnection) {
     Migrator::up(db, None).await.unwrap();
     assert_tables(db, true).await;
     assert_catalog(db).await;
-    assert!(
-        Migrator::get_pending_migrations(db)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(Migrator::get_pending_migrations(db).await.unwrap().is_empty());
 }
 
 async fn assert_tables(db: &DatabaseConnection, present: bool) {
     let manager = SchemaManager::new(db);
     for table in TABLES {
-        assert_eq!(
-            manager.has_table(table).await.unwrap(),
-            present,
-            "table {table}"
-        );
+        assert_eq!(manager.has_table(table).await.unwrap(), present, "table {table}");
     }
 }
 
@@ -86,45 +68,21 @@ async fn assert_catalog(db: &DatabaseConnection) {
         assert_eq!(f.id, Uuid::new_v5(&CATALOG_NAMESPACE, f.sku.as_bytes()));
         assert!(f.unit_price_cents > 0 && !f.description.is_empty());
     }
-    let knight = figurine::Entity::find_by_id(catalog_id("FIG-KNIGHT"))
-        .one(db)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (knight.name.as_str(), knight.unit_price_cents),
-        ("Ironhold Knight", 1250)
-    );
+    let knight = figurine::Entity::find_by_id(catalog_id("FIG-KNIGHT")).one(db).await.unwrap().unwrap();
+    assert_eq!((knight.name.as_str(), knight.unit_price_cents), ("Ironhold Knight", 1250));
 
     let packages = package::Entity::find().all(db).await.unwrap();
     assert_eq!(packages.len(), 3);
     for p in &packages {
         assert_eq!(p.id, Uuid::new_v5(&CATALOG_NAMESPACE, p.code.as_bytes()));
         // Every package is a real bargain: cheaper than its items bought one by one.
-        let items = p
-            .find_related(package_item::Entity)
-            .find_also_related(figurine::Entity)
-            .all(db)
-            .await
-            .unwrap();
+        let items = p.find_related(package_item::Entity).find_also_related(figurine::Entity).all(db).await.unwrap();
         assert!(!items.is_empty());
-        let regular: i64 = items
-            .iter()
-            .map(|(item, f)| i64::from(item.quantity) * f.as_ref().unwrap().unit_price_cents)
-            .sum();
-        assert!(
-            p.price_cents < regular,
-            "{}: {} >= {}",
-            p.code,
-            p.price_cents,
-            regular
-        );
+        let regular: i64 =
+            items.iter().map(|(item, f)| i64::from(item.quantity) * f.as_ref().unwrap().unit_price_cents).sum();
+        assert!(p.price_cents < regular, "{}: {} >= {}", p.code, p.price_cents, regular);
     }
-    let hunt = package::Entity::find_by_id(catalog_id("PKG-DRAGON-HUNT"))
-        .one(db)
-        .await
-        .unwrap()
-        .unwrap();
+    let hunt = package::Entity::find_by_id(catalog_id("PKG-DRAGON-HUNT")).one(db).await.unwrap().unwrap();
     assert_eq!(hunt.price_cents, 7990);
     let hunt_figurines = hunt.find_related(figurine::Entity).count(db).await.unwrap();
     assert_eq!(hunt_figurines, 3);
@@ -133,28 +91,16 @@ async fn assert_catalog(db: &DatabaseConnection) {
 
 async fn assert_constraints(db: &DatabaseConnection) {
     let now = Utc::now();
-    let alice = new_user("Alice", "alice@example.com", "CUSTOMER")
-        .insert(db)
-        .await
-        .unwrap();
+    let alice = new_user("Alice", "alice@example.com", "CUSTOMER").insert(db).await.unwrap();
 
     // Usernames are unique ignoring case; the violation names the index.
-    let err = new_user("ALICE", "other@example.com", "CUSTOMER")
-        .insert(db)
-        .await
-        .unwrap_err();
+    let err = new_user("ALICE", "other@example.com", "CUSTOMER").insert(db).await.unwrap_err();
     assert_unique(&err, &["users_username_lower_key"]);
     // Emails are unique.
-    let err = new_user("bob", "alice@example.com", "CUSTOMER")
-        .insert(db)
-        .await
-        .unwrap_err();
+    let err = new_user("bob", "alice@example.com", "CUSTOMER").insert(db).await.unwrap_err();
     assert_unique(&err, &["users_email_key", "users.email"]);
     // Roles are one of three.
-    let err = new_user("carol", "carol@example.com", "ROOT")
-        .insert(db)
-        .await
-        .unwrap_err();
+    let err = new_user("carol", "carol@example.com", "ROOT").insert(db).await.unwrap_err();
     assert_check(&err);
 
     let order_id = Uuid::new_v4();
@@ -178,13 +124,7 @@ async fn assert_constraints(db: &DatabaseConnection) {
     let mut dup = order.clone();
     dup.id = Set(Uuid::new_v4());
     let err = dup.insert(db).await.unwrap_err();
-    assert_unique(
-        &err,
-        &[
-            "orders_customer_idempotency_key",
-            "orders.customer_id, orders.idempotency_key",
-        ],
-    );
+    assert_unique(&err, &["orders_customer_idempotency_key", "orders.customer_id, orders.idempotency_key"]);
     // Orders without a key never collide.
     for _ in 0..2 {
         let mut keyless = order.clone();
@@ -194,18 +134,9 @@ async fn assert_constraints(db: &DatabaseConnection) {
     }
     // Unknown status, version 0 and negative money are refused.
     for broken in [
-        order::ActiveModel {
-            status: Set("LOST".into()),
-            ..order.clone()
-        },
-        order::ActiveModel {
-            version: Set(0),
-            ..order.clone()
-        },
-        order::ActiveModel {
-            total_cents: Set(-1),
-            ..order.clone()
-        },
+        order::ActiveModel { status: Set("LOST".into()), ..order.clone() },
+        order::ActiveModel { version: Set(0), ..order.clone() },
+        order::ActiveModel { total_cents: Set(-1), ..order.clone() },
     ] {
         let mut broken = broken;
         broken.id = Set(Uuid::new_v4());
@@ -217,13 +148,7 @@ async fn assert_constraints(db: &DatabaseConnection) {
     orphan.id = Set(Uuid::new_v4());
     orphan.customer_id = Set(Uuid::new_v4());
     let err = orphan.insert(db).await.unwrap_err();
-    assert!(
-        matches!(
-            err.sql_err(),
-            Some(SqlErr::ForeignKeyConstraintViolation(_))
-        ),
-        "{err}"
-    );
+    assert!(matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))), "{err}");
 
     let line = order_line::ActiveModel {
         order_id: Set(order_id),
@@ -252,49 +177,24 @@ async fn assert_constraints(db: &DatabaseConnection) {
     assert!(second.id > first.id);
     // A line names exactly the target its kind says, with a positive quantity.
     for broken in [
-        order_line::ActiveModel {
-            package_id: Set(Some(catalog_id("PKG-CRYPT"))),
-            ..line.clone()
-        },
-        order_line::ActiveModel {
-            figurine_id: Set(None),
-            ..line.clone()
-        },
-        order_line::ActiveModel {
-            kind: Set("PACKAGE".into()),
-            ..line.clone()
-        },
-        order_line::ActiveModel {
-            kind: Set("GIFT".into()),
-            ..line.clone()
-        },
-        order_line::ActiveModel {
-            quantity: Set(0),
-            ..line.clone()
-        },
-        order_line::ActiveModel {
-            discount_cents: Set(-5),
-            ..line.clone()
-        },
+        order_line::ActiveModel { package_id: Set(Some(catalog_id("PKG-CRYPT"))), ..line.clone() },
+        order_line::ActiveModel { figurine_id: Set(None), ..line.clone() },
+        order_line::ActiveModel { kind: Set("PACKAGE".into()), ..line.clone() },
+        order_line::ActiveModel { kind: Set("GIFT".into()), ..line.clone() },
+        order_line::ActiveModel { quantity: Set(0), ..line.clone() },
+        order_line::ActiveModel { discount_cents: Set(-5), ..line.clone() },
     ] {
         assert_check(&broken.insert(db).await.unwrap_err());
     }
     // Catalog items that were ordered cannot be deleted. (SQLite reports ON DELETE RESTRICT
     // with extended code 1811, which `DbErr::sql_err` does not classify, hence the message.)
     for err in [
-        figurine::Entity::delete_by_id(catalog_id("FIG-KNIGHT"))
-            .exec(db)
-            .await
-            .unwrap_err(),
-        package::Entity::delete_by_id(catalog_id("PKG-CRYPT"))
-            .exec(db)
-            .await
-            .unwrap_err(),
+        figurine::Entity::delete_by_id(catalog_id("FIG-KNIGHT")).exec(db).await.unwrap_err(),
+        package::Entity::delete_by_id(catalog_id("PKG-CRYPT")).exec(db).await.unwrap_err(),
     ] {
         let message = err.to_string();
         assert!(
-            message.contains("FOREIGN KEY constraint failed")
-                || message.contains("violates foreign key constraint"),
+            message.contains("FOREIGN KEY constraint failed") || message.contains("violates foreign key constraint"),
             "{message}"
         );
     }
@@ -322,27 +222,14 @@ async fn assert_constraints(db: &DatabaseConnection) {
     assert_eq!(stored.at.timestamp_micros(), now.timestamp_micros());
     // One event per version of an order.
     let err = event.clone().insert(db).await.unwrap_err();
-    assert_unique(
-        &err,
-        &[
-            "order_events_order_version_key",
-            "order_events.order_id, order_events.version",
-        ],
-    );
-    order_event::ActiveModel {
-        version: Set(2),
-        status: Set("ACCEPTED".into()),
-        ..event.clone()
-    }
-    .insert(db)
-    .await
-    .unwrap();
-
-    // Deleting an order takes its lines, discounts and events with it.
-    order::Entity::delete_by_id(order_id)
-        .exec(db)
+    assert_unique(&err, &["order_events_order_version_key", "order_events.order_id, order_events.version"]);
+    order_event::ActiveModel { version: Set(2), status: Set("ACCEPTED".into()), ..event.clone() }
+        .insert(db)
         .await
         .unwrap();
+
+    // Deleting an order takes its lines, discounts and events with it.
+    order::Entity::delete_by_id(order_id).exec(db).await.unwrap();
     assert_eq!(order_line::Entity::find().count(db).await.unwrap(), 0);
     assert_eq!(order_discount::Entity::find().count(db).await.unwrap(), 0);
     assert_eq!(order_event::Entity::find().count(db).await.unwrap(), 0);
@@ -368,10 +255,9 @@ fn new_user(username: &str, email: &str, role: &str) -> user::ActiveModel {
 /// the index for expression indexes and the `table.column`s otherwise.
 fn assert_unique(err: &DbErr, names: &[&str]) {
     match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(message)) => assert!(
-            names.iter().any(|name| message.contains(name)),
-            "expected one of {names:?} in: {message}"
-        ),
+        Some(SqlErr::UniqueConstraintViolation(message)) => {
+            assert!(names.iter().any(|name| message.contains(name)), "expected one of {names:?} in: {message}")
+        }
         other => panic!("expected a unique violation naming {names:?}, got {other:?}: {err}"),
     }
 }
@@ -379,8 +265,7 @@ fn assert_unique(err: &DbErr, names: &[&str]) {
 fn assert_check(err: &DbErr) {
     let message = err.to_string();
     assert!(
-        message.contains("CHECK constraint failed")
-            || message.contains("violates check constraint"),
+        message.contains("CHECK constraint failed") || message.contains("violates check constraint"),
         "expected a CHECK violation, got: {message}"
     );
 }

@@ -59,8 +59,7 @@ impl Email {
         let local_ok = !local.is_empty()
             && local.len() <= EMAIL_LOCAL_MAX
             && local.split('.').all(|atom| {
-                !atom.is_empty()
-                    && atom.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c))
+                !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c))
             });
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
@@ -174,8 +173,18 @@ mod tests {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "plain", "@example.com", "a@", "a@localhost", "a@@b.com", "a..b@example.com",
-            ".a@example.com", "a@-example.com", "a@example.c0m", "a b@example.com", "a@exa mple.com",
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@localhost",
+            "a@@b.com",
+            "a..b@example.com",
+            ".a@example.com",
+            "a@-example.com",
+            "a@example.c0m",
+            "a b@example.com",
+            "a@exa mple.com",
         ] {
             assert_eq!(Email::parse(bad), Err(EmailError), "{bad}");
         }

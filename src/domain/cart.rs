@@ -95,10 +95,7 @@ impl CartError {
 
 impl Cart {
     pub fn parse(items: &[RawCartLine], packages: &[RawCartLine]) -> Result<Self, CartError> {
-        let cart = Cart {
-            figurines: merge(LineList::Items, items)?,
-            packages: merge(LineList::Packages, packages)?,
-        };
+        let cart = Cart { figurines: merge(LineList::Items, items)?, packages: merge(LineList::Packages, packages)? };
         match cart.line_count() {
             0 => Err(CartError::Empty),
             n if n > LINES_MAX => Err(CartError::TooManyLines),
@@ -117,9 +114,8 @@ impl Cart {
         let mut packages: Vec<_> = self.packages.iter().map(|l| (l.id, l.quantity)).collect();
         figurines.sort();
         packages.sort();
-        let render = |lines: &[(Uuid, u32)]| {
-            lines.iter().map(|(id, qty)| format!("{id}x{qty}")).collect::<Vec<_>>().join(",")
-        };
+        let render =
+            |lines: &[(Uuid, u32)]| lines.iter().map(|(id, qty)| format!("{id}x{qty}")).collect::<Vec<_>>().join(",");
         format!("F:{};P:{}", render(&figurines), render(&packages))
     }
 }
@@ -170,7 +166,10 @@ mod tests {
         let a = Uuid::from_u128(1);
         assert!(Cart::parse(&[raw(a, 1000)], &[]).is_ok());
         let err = Cart::parse(&[raw(a, 0)], &[]).unwrap_err();
-        assert_eq!((err.clone(), err.field()), (CartError::Quantity { list: LineList::Items, index: 0 }, "items[0].quantity".into()));
+        assert_eq!(
+            (err.clone(), err.field()),
+            (CartError::Quantity { list: LineList::Items, index: 0 }, "items[0].quantity".into())
+        );
         assert_eq!(Cart::parse(&[], &[raw(a, 1001)]).unwrap_err().field(), "packages[0].quantity");
         assert_eq!(Cart::parse(&[raw(a, -5)], &[]).unwrap_err().field(), "items[0].quantity");
         let err = Cart::parse(&[raw(a, 600), raw(a, 401)], &[]).unwrap_err();
@@ -179,7 +178,8 @@ mod tests {
 
     #[test]
     fn malformed_ids_point_at_their_field() {
-        let err = Cart::parse(&[raw(Uuid::from_u128(1), 1)], &[RawCartLine { id: "nope".into(), quantity: 1 }]).unwrap_err();
+        let err =
+            Cart::parse(&[raw(Uuid::from_u128(1), 1)], &[RawCartLine { id: "nope".into(), quantity: 1 }]).unwrap_err();
         assert_eq!(err.field(), "packages[0].packageId");
     }
 

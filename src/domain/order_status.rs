@@ -120,10 +120,8 @@ pub fn plan(from: OrderStatus, to: OrderStatus, actor: Actor, has_note: bool) ->
     if from == to {
         return Ok(StatusChange::Unchanged);
     }
-    let (_, _, allowed) = TRANSITIONS
-        .iter()
-        .find(|(f, t, _)| *f == from && *t == to)
-        .ok_or(TransitionError::NotAllowed { from, to })?;
+    let (_, _, allowed) =
+        TRANSITIONS.iter().find(|(f, t, _)| *f == from && *t == to).ok_or(TransitionError::NotAllowed { from, to })?;
     if *allowed == Allowed::StaffOnly && actor != Actor::Staff {
         return Err(TransitionError::StaffOnly { to });
     }

@@ -21,8 +21,18 @@ pub struct BulkTier {
 
 /// The contract's tiers, highest first: the first tier that the order reaches applies.
 pub const BULK_TIERS: [BulkTier; 3] = [
-    BulkTier { min_quantity: 50, percent: 15, code: "BULK_15", description: "15% off figurines for 50 or more figurines" },
-    BulkTier { min_quantity: 25, percent: 10, code: "BULK_10", description: "10% off figurines for 25 or more figurines" },
+    BulkTier {
+        min_quantity: 50,
+        percent: 15,
+        code: "BULK_15",
+        description: "15% off figurines for 50 or more figurines",
+    },
+    BulkTier {
+        min_quantity: 25,
+        percent: 10,
+        code: "BULK_10",
+        description: "10% off figurines for 25 or more figurines",
+    },
     BulkTier { min_quantity: 10, percent: 5, code: "BULK_5", description: "5% off figurines for 10 or more figurines" },
 ];
 
@@ -201,8 +211,16 @@ mod tests {
 
     #[test]
     fn tiers_switch_exactly_at_their_boundaries() {
-        let expected = [(1, None), (9, None), (10, Some("BULK_5")), (24, Some("BULK_5")), (25, Some("BULK_10")),
-            (49, Some("BULK_10")), (50, Some("BULK_15")), (1000, Some("BULK_15"))];
+        let expected = [
+            (1, None),
+            (9, None),
+            (10, Some("BULK_5")),
+            (24, Some("BULK_5")),
+            (25, Some("BULK_10")),
+            (49, Some("BULK_10")),
+            (50, Some("BULK_15")),
+            (1000, Some("BULK_15")),
+        ];
         for (count, code) in expected {
             assert_eq!(bulk_tier(count).map(|t| t.code), code, "{count} figurines");
             let q = quote(&[raw(A, count as i32)], &[]);
@@ -229,9 +247,14 @@ mod tests {
         assert_eq!(q.lines[0].discount.cents(), 549);
         assert_eq!(q.lines[1].discount.cents(), 62);
         assert_eq!(q.discount.cents(), 611, "sum of floored lines, not floor of the sum (612)");
-        assert_eq!(q.applied_discounts, vec![AppliedDiscount {
-            code: "BULK_5".into(), description: BULK_TIERS[2].description.into(), amount: Money::from_cents(611),
-        }]);
+        assert_eq!(
+            q.applied_discounts,
+            vec![AppliedDiscount {
+                code: "BULK_5".into(),
+                description: BULK_TIERS[2].description.into(),
+                amount: Money::from_cents(611),
+            }]
+        );
     }
 
     #[test]

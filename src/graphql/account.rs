@@ -42,7 +42,8 @@ impl AccountMutation {
     /// username are throttled with RATE_LIMITED and `extensions.retryAfter` seconds.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
-        let account = accounts::authenticate(&state.db, &state.hasher, &state.throttle, &input.username, &input.password).await?;
+        let account =
+            accounts::authenticate(&state.db, &state.hasher, &state.throttle, &input.username, &input.password).await?;
         Ok(auth_payload(state, account)?)
     }
 }

@@ -1,7 +1,8 @@
 //! How errors leave the GraphQL layer: every one with the contract's `extensions.code`.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
-use async_graphql::{ErrorExtensions, Response, Value};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ErrorExtensions, Response, ServerError, ServerResult, Value, Variables};
 use std::sync::Arc;
 
 use crate::error::AppError;
@@ -48,4 +49,47 @@ impl Extension for ErrorCodesExtension {
         }
         response
     }
+}
+
+/// With introspection disabled, async-graphql answers `__schema` and `__type` with a bare
+/// `null` (even though `__schema` is non-null) and no error; this refuses such a request
+/// instead, with `BAD_USER_INPUT`, so that clients learn why they got nothing.
+pub struct RefuseIntrospection;
+
+impl ExtensionFactory for RefuseIntrospection {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RefuseIntrospection)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for RefuseIntrospection {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let operations = document.operations.iter().map(|(_, op)| &op.node.selection_set.node);
+        let fragments = document.fragments.values().map(|fragment| &fragment.node.selection_set.node);
+        if operations.chain(fragments).any(introspects) {
+            let mut error = ServerError::new("introspection is disabled on this server", None);
+            error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+            return Err(error);
+        }
+        Ok(document)
+    }
+}
+
+fn introspects(selection_set: &SelectionSet) -> bool {
+    selection_set.items.iter().any(|item| match &item.node {
+        Selection::Field(field) => {
+            matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                || introspects(&field.node.selection_set.node)
+        }
+        Selection::InlineFragment(fragment) => introspects(&fragment.node.selection_set.node),
+        Selection::FragmentSpread(_) => false,
+    })
 }

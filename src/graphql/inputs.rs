@@ -88,8 +88,10 @@ pub struct UpdateOrderStatusInput {
 }
 
 pub fn parse_cart(items: &[OrderItemInput], packages: &[OrderPackageInput]) -> Result<Cart, AppError> {
-    let items: Vec<RawCartLine> = items.iter().map(|i| RawCartLine { id: i.figurine_id.0.clone(), quantity: i.quantity }).collect();
-    let packages: Vec<RawCartLine> = packages.iter().map(|p| RawCartLine { id: p.package_id.0.clone(), quantity: p.quantity }).collect();
+    let items: Vec<RawCartLine> =
+        items.iter().map(|i| RawCartLine { id: i.figurine_id.0.clone(), quantity: i.quantity }).collect();
+    let packages: Vec<RawCartLine> =
+        packages.iter().map(|p| RawCartLine { id: p.package_id.0.clone(), quantity: p.quantity }).collect();
     Cart::parse(&items, &packages).map_err(|err| AppError::bad_input_message(err.field(), describe_cart_error(&err)))
 }
 

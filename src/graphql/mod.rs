@@ -56,7 +56,7 @@ pub fn build_schema(state: &AppState) -> AppSchema {
         .data(DataLoader::new(DiscountsLoader(state.db.clone()), spawner))
         .data(DataLoader::new(HistoryLoader(state.db.clone()), spawner));
     if !state.settings.introspection_enabled() {
-        builder = builder.disable_introspection();
+        builder = builder.disable_introspection().extension(errors::RefuseIntrospection);
     }
     builder.finish()
 }

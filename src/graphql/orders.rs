@@ -26,7 +26,9 @@ impl OrderQuery {
     }
 
     /// The caller's orders, newest first, as a Relay connection. `first` is capped at 100.
-    #[graphql(complexity = "(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE as i32) as usize).max(1) * child_complexity")]
+    #[graphql(
+        complexity = "(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE as i32) as usize).max(1) * child_complexity"
+    )]
     async fn my_orders(
         &self,
         ctx: &Context<'_>,
@@ -38,11 +40,16 @@ impl OrderQuery {
         let first = first.unwrap_or(DEFAULT_PAGE);
         let first = u64::try_from(first).map_err(|_| AppError::bad_input("first", "must not be negative"))?;
         let after = after
-            .map(|text| Cursor::decode(&text).ok_or_else(|| AppError::bad_input("after", "is not a cursor this API returned")))
+            .map(|text| {
+                Cursor::decode(&text).ok_or_else(|| AppError::bad_input("after", "is not a cursor this API returned"))
+            })
             .transpose()?;
-        let page = orders::list_for_customer(&state(ctx)?.db, principal.user_id, first, after, status.map(Into::into)).await?;
+        let page =
+            orders::list_for_customer(&state(ctx)?.db, principal.user_id, first, after, status.map(Into::into)).await?;
         let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(page.orders.into_iter().map(|order| Edge::new(Cursor::of(&order).encode(), Order::from(order))));
+        connection
+            .edges
+            .extend(page.orders.into_iter().map(|order| Edge::new(Cursor::of(&order).encode(), Order::from(order))));
         Ok(connection)
     }
 }

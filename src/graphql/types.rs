@@ -56,7 +56,8 @@ pub struct Money(pub domain::Money);
 impl Money {
     /// The amount in cents (integer, exact).
     async fn cents(&self) -> Result<i32> {
-        i32::try_from(self.0.cents()).map_err(|_| AppError::Internal(anyhow::anyhow!("amount exceeds Int: {}", self.0.cents())).into())
+        i32::try_from(self.0.cents())
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("amount exceeds Int: {}", self.0.cents())).into())
     }
 
     /// The amount as a decimal string with two digits after the point, e.g. "12.50".
@@ -222,7 +223,9 @@ impl OrderLine {
             domain::LineKind::Package => {
                 let loader = ctx.data::<DataLoader<PackageLoader>>()?;
                 let package = loader.load_one(self.0.item_id).await?;
-                Ok(Some(Package(package.ok_or_else(|| AppError::Internal(anyhow::anyhow!("missing package {}", self.0.item_id)))?)))
+                Ok(Some(Package(
+                    package.ok_or_else(|| AppError::Internal(anyhow::anyhow!("missing package {}", self.0.item_id)))?,
+                )))
             }
             domain::LineKind::Figurine => Ok(None),
         }
@@ -315,7 +318,13 @@ pub struct OrderStatusEvent {
 
 impl From<orders::OrderEvent> for OrderStatusEvent {
     fn from(e: orders::OrderEvent) -> Self {
-        OrderStatusEvent { order_id: ID(e.order_id.to_string()), status: e.status.into(), version: e.version, at: e.at.into(), note: e.note }
+        OrderStatusEvent {
+            order_id: ID(e.order_id.to_string()),
+            status: e.status.into(),
+            version: e.version,
+            at: e.at.into(),
+            note: e.note,
+        }
     }
 }
 

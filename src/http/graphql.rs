@@ -10,10 +10,12 @@
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, Request as GqlRequest, Response as GqlResponse};
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{HttpState, caller_from_headers};
@@ -38,14 +40,49 @@ impl MediaType {
     }
 }
 
-pub async fn get(State(state): State<HttpState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// The URL parameters of a GET, named as the GraphQL-over-HTTP specification names them
+/// (async-graphql's own `parse_query_string` expects `operation_name`, so it is not used).
+#[derive(Deserialize)]
+pub struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName", alias = "operation_name")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+impl GetParams {
+    fn into_request(self) -> Option<GqlRequest> {
+        let mut request = json!({"query": self.query.filter(|q| !q.trim().is_empty())?});
+        if let Some(name) = self.operation_name {
+            request["operationName"] = json!(name);
+        }
+        if let Some(variables) = self.variables {
+            request["variables"] = serde_json::from_str(&variables).ok()?;
+        }
+        if let Some(extensions) = self.extensions {
+            request["extensions"] = serde_json::from_str(&extensions).ok()?;
+        }
+        serde_json::from_value(request).ok()
+    }
+}
+
+pub async fn get(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    params: Result<Query<GetParams>, QueryRejection>,
+) -> Response {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
-        Ok(request) if !request.query.is_empty() => request,
-        _ => return request_error(media, StatusCode::BAD_REQUEST, "send the operation as ?query=… (and optionally variables, operationName)"),
+    let Some(request) = params.ok().and_then(|Query(params)| params.into_request()) else {
+        return request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            "send the operation as ?query=… (and optionally variables as JSON, operationName)",
+        );
     };
     if let Some(kind) = non_query_operation(&request) {
-        let mut response = request_error(media, StatusCode::METHOD_NOT_ALLOWED, &format!("a {kind} must be sent with POST"));
+        let mut response =
+            request_error(media, StatusCode::METHOD_NOT_ALLOWED, &format!("a {kind} must be sent with POST"));
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
@@ -55,19 +92,40 @@ pub async fn get(State(state): State<HttpState>, headers: HeaderMap, RawQuery(qu
 pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
     if !is_json(&headers) {
-        return request_error(media, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the request with Content-Type: application/json");
+        return request_error(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request with Content-Type: application/json",
+        );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(_) => {
-            return request_error(media, StatusCode::BAD_REQUEST, "the body must be a JSON object {query, variables, operationName} or an array of them");
+    // Read as JSON first: `BatchRequest`'s untagged deserializer takes `[]` for a single
+    // empty request, so arrays are told apart here.
+    let batch = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(requests)) => {
+            if requests.is_empty() || requests.len() > MAX_BATCH {
+                return request_error(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    &format!("a batch must hold 1 to {MAX_BATCH} operations"),
+                );
+            }
+            requests
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<Vec<GqlRequest>, _>>()
+                .map(BatchRequest::Batch)
         }
+        Ok(request @ Value::Object(_)) => serde_json::from_value(request).map(BatchRequest::Single),
+        Ok(_) => Err(serde::de::Error::custom("not an object")),
+        Err(err) => Err(err),
     };
-    if let BatchRequest::Batch(requests) = &batch {
-        if requests.is_empty() || requests.len() > MAX_BATCH {
-            return request_error(media, StatusCode::BAD_REQUEST, &format!("a batch must hold 1 to {MAX_BATCH} operations"));
-        }
-    }
+    let Ok(batch) = batch else {
+        return request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object {query, variables, operationName} or an array of them",
+        );
+    };
     execute(&state, &headers, media, batch).await
 }
 
@@ -77,7 +135,11 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, batch
         BatchRequest::Single(request) => {
             let response = state.schema.execute(request.data(caller)).await;
             let never_executed = never_executed(&response);
-            let status = if media == MediaType::GraphqlResponseJson && never_executed { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            let status = if media == MediaType::GraphqlResponseJson && never_executed {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
             (status, to_json(response, never_executed))
         }
         BatchRequest::Batch(requests) => {
@@ -102,7 +164,9 @@ fn never_executed(response: &GqlResponse) -> bool {
 }
 
 fn to_json(response: GqlResponse, never_executed: bool) -> Value {
-    let mut value = serde_json::to_value(&response).unwrap_or_else(|_| json!({"errors": [{"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}));
+    let mut value = serde_json::to_value(&response).unwrap_or_else(
+        |_| json!({"errors": [{"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}),
+    );
     if never_executed && let Some(object) = value.as_object_mut() {
         object.remove("data");
     }
@@ -127,7 +191,8 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     for range in accept.split(',') {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let refused = parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+        let refused =
+            parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
         if refused {
             continue;
         }
@@ -141,7 +206,11 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 }
 
 fn not_acceptable() -> Response {
-    request_error(MediaType::Json, StatusCode::NOT_ACCEPTABLE, "this endpoint answers application/graphql-response+json or application/json")
+    request_error(
+        MediaType::Json,
+        StatusCode::NOT_ACCEPTABLE,
+        "this endpoint answers application/graphql-response+json or application/json",
+    )
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -184,8 +253,14 @@ mod tests {
         assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
         assert_eq!(negotiate(&accept("application/json")), Some(MediaType::Json));
         assert_eq!(negotiate(&accept("*/*")), Some(MediaType::Json));
-        assert_eq!(negotiate(&accept("application/graphql-response+json, application/json;q=0.9")), Some(MediaType::GraphqlResponseJson));
-        assert_eq!(negotiate(&accept("application/graphql-response+json;q=0, application/json")), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json, application/json;q=0.9")),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json;q=0, application/json")),
+            Some(MediaType::Json)
+        );
         assert_eq!(negotiate(&accept("text/html")), None);
     }
 
@@ -199,8 +274,14 @@ mod tests {
             non_query_operation(&request)
         };
         assert_eq!(op("{ figurines { id } }", None), None);
-        assert_eq!(op("mutation { login(input: {username: \"a\", password: \"b\"}) { token } }", None), Some("mutation"));
-        assert_eq!(op("query A { me { id } } mutation B { cancelOrder(id: \"x\") { id } }", Some("B")), Some("mutation"));
+        assert_eq!(
+            op("mutation { login(input: {username: \"a\", password: \"b\"}) { token } }", None),
+            Some("mutation")
+        );
+        assert_eq!(
+            op("query A { me { id } } mutation B { cancelOrder(id: \"x\") { id } }", Some("B")),
+            Some("mutation")
+        );
         assert_eq!(op("query A { me { id } } mutation B { cancelOrder(id: \"x\") { id } }", Some("A")), None);
         assert_eq!(op("subscription { x }", None), Some("subscription"));
     }

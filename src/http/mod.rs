@@ -50,7 +50,9 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")))
+        .layer(CatchPanicLayer::custom(|_| {
+            rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -78,11 +80,19 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").title("MiniFigurine GraphiQL").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .title("MiniFigurine GraphiQL")
+            .finish(),
+    )
 }
 
 async fn playground() -> Html<String> {
-    Html(playground_source(GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql").title("MiniFigurine Playground")))
+    Html(playground_source(
+        GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql").title("MiniFigurine Playground"),
+    ))
 }
 
 async fn not_found() -> impl IntoResponse {

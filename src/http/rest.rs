@@ -76,15 +76,15 @@ pub async fn login(State(state): State<HttpState>, headers: HeaderMap, body: Byt
 }
 
 fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, AppError> {
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)));
+    let is_json =
+        headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<mime::Mime>().ok()).is_some_and(
+            |m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)),
+        );
     if !is_json {
         return Err(AppError::bad_input_message("body", "send a JSON body with Content-Type: application/json"));
     }
-    serde_json::from_slice(body).map_err(|_| AppError::bad_input_message("body", "the body is not a JSON object of the expected shape"))
+    serde_json::from_slice(body)
+        .map_err(|_| AppError::bad_input_message("body", "the body is not a JSON object of the expected shape"))
 }
 
 fn required(field: &'static str, value: Option<String>) -> Result<String, AppError> {
@@ -109,7 +109,9 @@ pub fn app_error_response(err: AppError) -> Response {
     err.log_if_internal();
     let mut error = json!({"code": err.code(), "message": err.message()});
     match &err {
-        AppError::BadInput { field, .. } | AppError::Conflict { field: Some(field), .. } => error["field"] = json!(field),
+        AppError::BadInput { field, .. } | AppError::Conflict { field: Some(field), .. } => {
+            error["field"] = json!(field)
+        }
         AppError::RateLimited { retry_after_secs } => error["retryAfter"] = json!(retry_after_secs),
         _ => {}
     }

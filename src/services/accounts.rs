@@ -33,7 +33,8 @@ impl TryFrom<user::Model> for Account {
     type Error = AppError;
 
     fn try_from(model: user::Model) -> Result<Self, Self::Error> {
-        let role = model.role.parse().map_err(|err| AppError::Internal(anyhow::Error::new(err).context("stored role")))?;
+        let role =
+            model.role.parse().map_err(|err| AppError::Internal(anyhow::Error::new(err).context("stored role")))?;
         Ok(Account {
             id: model.id,
             username: model.username,
@@ -80,10 +81,9 @@ pub async fn register(
                 field: Some("email".into()),
                 message: "an account with this email already exists".into(),
             },
-            Some(message) if message.contains("username") => AppError::Conflict {
-                field: Some("username".into()),
-                message: "this username is already taken".into(),
-            },
+            Some(message) if message.contains("username") => {
+                AppError::Conflict { field: Some("username".into()), message: "this username is already taken".into() }
+            }
             _ => AppError::from(err),
         }),
     }
@@ -168,10 +168,17 @@ pub async fn ensure_factory_account(
             tracing::info!("created the FACTORY account");
         }
         Some(user) if user.role != Role::Factory.as_str() => {
-            bail!("an account named {:?} exists with role {}; refusing to turn it into the FACTORY account", user.username, user.role)
+            bail!(
+                "an account named {:?} exists with role {}; refusing to turn it into the FACTORY account",
+                user.username,
+                user.role
+            )
         }
         Some(user) => {
-            let current = hasher.verify(password.expose(), Some(&user.password_hash)).await.map_err(|err| anyhow::anyhow!("{}", err.message()))?;
+            let current = hasher
+                .verify(password.expose(), Some(&user.password_hash))
+                .await
+                .map_err(|err| anyhow::anyhow!("{}", err.message()))?;
             if !current {
                 let hash = hasher.hash(password.expose()).await.map_err(|err| anyhow::anyhow!("{}", err.message()))?;
                 let mut model: user::ActiveModel = user.into();

@@ -21,7 +21,13 @@ pub struct Figurine {
 
 impl From<figurine::Model> for Figurine {
     fn from(m: figurine::Model) -> Self {
-        Figurine { id: m.id, sku: m.sku, name: m.name, description: m.description, unit_price: Money::from_cents(m.unit_price_cents) }
+        Figurine {
+            id: m.id,
+            sku: m.sku,
+            name: m.name,
+            description: m.description,
+            unit_price: Money::from_cents(m.unit_price_cents),
+        }
     }
 }
 
@@ -85,11 +91,16 @@ async fn with_items(db: &impl ConnectionTrait, models: Vec<package::Model>) -> R
         let mut regular = 0i64;
         for item in &items {
             let figurine = figurines.get(&item.figurine_id).ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!("package {} names a missing figurine {}", model.code, item.figurine_id))
+                AppError::Internal(anyhow::anyhow!(
+                    "package {} names a missing figurine {}",
+                    model.code,
+                    item.figurine_id
+                ))
             })?;
             regular += figurine.unit_price.cents() * i64::from(item.quantity);
         }
-        let mut items: Vec<PackageItem> = items.iter().map(|i| PackageItem { figurine_id: i.figurine_id, quantity: i.quantity }).collect();
+        let mut items: Vec<PackageItem> =
+            items.iter().map(|i| PackageItem { figurine_id: i.figurine_id, quantity: i.quantity }).collect();
         items.sort_by_key(|item| figurines.get(&item.figurine_id).map(|f| f.name.clone()));
         packages.push(Package {
             id: model.id,

@@ -18,9 +18,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::db;
 use crate::domain::order_status::{self, StatusChange};
-use crate::domain::{
-    Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineKind, Money, OrderStatus, PricedLine,
-};
+use crate::domain::{Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineKind, Money, OrderStatus, PricedLine};
 use crate::error::AppError;
 use crate::services::{accounts, catalog};
 
@@ -103,10 +101,15 @@ impl Cursor {
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let mut parts = raw.split('|');
-        let (Some(Self::VERSION), Some(micros), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(Self::VERSION), Some(micros), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return None;
         };
-        Some(Cursor { created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?, id: Uuid::parse_str(id).ok()? })
+        Some(Cursor {
+            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::parse_str(id).ok()?,
+        })
     }
 }
 
@@ -157,9 +160,9 @@ pub async fn place(db: &DatabaseConnection, customer: Principal, request: PlaceO
             // Lost a race with a concurrent duplicate: its order is the answer.
             if let (Some(key), Some(_)) = (&request.idempotency_key, db::unique_violation(&err)) {
                 txn.rollback().await?;
-                return replay(db, customer.user_id, key, &fingerprint)
-                    .await?
-                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency key collided but no order holds it")));
+                return replay(db, customer.user_id, key, &fingerprint).await?.ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!("idempotency key collided but no order holds it"))
+                });
             }
             return Err(err.into());
         }
@@ -262,21 +265,13 @@ pub async fn list_for_customer(
         query = query.filter(order::Column::Status.eq(status.as_str()));
     }
     if let Some(cursor) = after {
-        query = query.filter(
-            Condition::any().add(order::Column::CreatedAt.lt(cursor.created_at)).add(
-                Condition::all()
-                    .add(order::Column::CreatedAt.eq(cursor.created_at))
-                    .add(order::Column::Id.lt(cursor.id)),
-            ),
-        );
+        query = query.filter(Condition::any().add(order::Column::CreatedAt.lt(cursor.created_at)).add(
+            Condition::all().add(order::Column::CreatedAt.eq(cursor.created_at)).add(order::Column::Id.lt(cursor.id)),
+        ));
     }
     let first = first.min(MAX_PAGE);
-    let mut models = query
-        .order_by_desc(order::Column::CreatedAt)
-        .order_by_desc(order::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
+    let mut models =
+        query.order_by_desc(order::Column::CreatedAt).order_by_desc(order::Column::Id).limit(first + 1).all(db).await?;
     let has_next_page = models.len() as u64 > first;
     models.truncate(first as usize);
     Ok(OrderPage { orders: models.into_iter().map(Order::try_from).collect::<Result<_, _>>()?, has_next_page })
@@ -335,7 +330,8 @@ pub async fn lines_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap
         .await?;
     let mut by_order: HashMap<Uuid, Vec<PricedLine>> = HashMap::new();
     for row in rows {
-        let kind = LineKind::parse(&row.kind).ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored line kind {:?}", row.kind)))?;
+        let kind = LineKind::parse(&row.kind)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored line kind {:?}", row.kind)))?;
         let item_id = row
             .figurine_id
             .or(row.package_id)
@@ -354,7 +350,10 @@ pub async fn lines_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap
 }
 
 /// The discounts frozen on each order.
-pub async fn discounts_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<AppliedDiscount>>, AppError> {
+pub async fn discounts_of(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<AppliedDiscount>>, AppError> {
     let rows = order_discount::Entity::find()
         .filter(order_discount::Column::OrderId.is_in(ids.iter().copied()))
         .order_by_asc(order_discount::Column::Id)
@@ -404,8 +403,13 @@ mod tests {
     fn cursors_round_trip_and_reject_garbage() {
         let cursor = Cursor { created_at: db::now(), id: Uuid::now_v7() };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
-        for bad in ["", "!!", "bzE", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("o1|x|y"),
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o2|1|{}", Uuid::nil()))] {
+        for bad in [
+            "",
+            "!!",
+            "bzE",
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("o1|x|y"),
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o2|1|{}", Uuid::nil())),
+        ] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
     }

@@ -66,7 +66,8 @@ impl PasswordHasher {
         let hash = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let matches = self
             .run(move || {
-                let parsed = PasswordHash::new(&hash).map_err(|err| anyhow::anyhow!("stored hash unreadable: {err}"))?;
+                let parsed =
+                    PasswordHash::new(&hash).map_err(|err| anyhow::anyhow!("stored hash unreadable: {err}"))?;
                 Ok::<_, anyhow::Error>(argon2.verify_password(password.as_bytes(), &parsed).is_ok())
             })
             .await?
@@ -75,7 +76,8 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| AppError::RateLimited { retry_after_secs: 1 })?;
+        let _admitted =
+            self.admitted.clone().try_acquire_owned().map_err(|_| AppError::RateLimited { retry_after_secs: 1 })?;
         let running = self.running.clone().acquire_owned().await.map_err(|err| AppError::Internal(err.into()))?;
         tokio::task::spawn_blocking(move || {
             let _running = running;
@@ -117,7 +119,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_turns_requests_away_instead_of_growing() {
         let hasher = PasswordHasher::new(1).unwrap();
-        let held: Vec<_> = (0..QUEUE_PER_WORKER + 1).map(|_| hasher.admitted.clone().try_acquire_owned().unwrap()).collect();
+        let held: Vec<_> =
+            (0..QUEUE_PER_WORKER + 1).map(|_| hasher.admitted.clone().try_acquire_owned().unwrap()).collect();
         let err = hasher.hash("TestTest123@").await.unwrap_err();
         assert_eq!(err.code(), "RATE_LIMITED");
         drop(held);

@@ -75,11 +75,11 @@ impl TokenKeys {
     /// The principal a token names, with its expiry. Only HS256 under our key, unexpired,
     /// with every claim present and well-formed, passes.
     pub fn verify(&self, token: &str) -> Result<(Principal, DateTime<Utc>), TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| {
-            match err.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| match err
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
         })?;
         let claims = data.claims;
         // `exp == now` passes jsonwebtoken's check (it tests `exp < now`); treat it as expired.
@@ -125,7 +125,8 @@ mod tests {
         assert_eq!(keys().verify(&issued.token), Err(TokenError::Invalid));
 
         let now = Utc::now().timestamp();
-        let claims = serde_json::json!({"sub": Uuid::now_v7().to_string(), "role": "ADMIN", "iat": now, "exp": now + 60});
+        let claims =
+            serde_json::json!({"sub": Uuid::now_v7().to_string(), "role": "ADMIN", "iat": now, "exp": now + 60});
         let hs512 = sign(&claims, Algorithm::HS512, "k".repeat(32).as_bytes());
         assert_eq!(keys().verify(&hs512), Err(TokenError::Invalid));
 
@@ -134,7 +135,11 @@ mod tests {
         parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
         assert_eq!(keys().verify(&parts.join(".")), Err(TokenError::Invalid));
 
-        let unsigned = format!("{}.{}.", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        let unsigned = format!(
+            "{}.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
         assert_eq!(keys().verify(&unsigned), Err(TokenError::Invalid));
         assert_eq!(keys().verify("garbage"), Err(TokenError::Invalid));
     }
@@ -143,11 +148,23 @@ mod tests {
     fn expired_tokens_and_missing_claims_are_refused() {
         let now = Utc::now().timestamp();
         let key = "k".repeat(32);
-        let expired = sign(&serde_json::json!({"sub": Uuid::now_v7().to_string(), "role": "CUSTOMER", "iat": now - 100, "exp": now - 1}), Algorithm::HS256, key.as_bytes());
+        let expired = sign(
+            &serde_json::json!({"sub": Uuid::now_v7().to_string(), "role": "CUSTOMER", "iat": now - 100, "exp": now - 1}),
+            Algorithm::HS256,
+            key.as_bytes(),
+        );
         assert_eq!(keys().verify(&expired), Err(TokenError::Expired));
-        let no_role = sign(&serde_json::json!({"sub": Uuid::now_v7().to_string(), "iat": now, "exp": now + 60}), Algorithm::HS256, key.as_bytes());
+        let no_role = sign(
+            &serde_json::json!({"sub": Uuid::now_v7().to_string(), "iat": now, "exp": now + 60}),
+            Algorithm::HS256,
+            key.as_bytes(),
+        );
         assert_eq!(keys().verify(&no_role), Err(TokenError::Invalid));
-        let bad_sub = sign(&serde_json::json!({"sub": "1", "role": "CUSTOMER", "iat": now, "exp": now + 60}), Algorithm::HS256, key.as_bytes());
+        let bad_sub = sign(
+            &serde_json::json!({"sub": "1", "role": "CUSTOMER", "iat": now, "exp": now + 60}),
+            Algorithm::HS256,
+            key.as_bytes(),
+        );
         assert_eq!(keys().verify(&bad_sub), Err(TokenError::Invalid));
     }
 }

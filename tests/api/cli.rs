@@ -63,7 +63,8 @@ async fn migrate_command_is_idempotent_on_a_migrated_database() {
 async fn migrate_command_creates_a_fresh_sqlite_database_with_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.db");
-    let output = minifig().arg("migrate").env("DATABASE_URL", format!("sqlite://{}?mode=rwc", path.display())).output().unwrap();
+    let output =
+        minifig().arg("migrate").env("DATABASE_URL", format!("sqlite://{}?mode=rwc", path.display())).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let db = sea_orm::Database::connect(format!("sqlite://{}", path.display())).await.unwrap();
     let count = sea_orm::ConnectionTrait::query_one_raw(

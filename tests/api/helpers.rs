@@ -33,7 +33,8 @@ impl Drop for TestDatabase {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async {
                     if let Ok(admin) = Database::connect(&admin_url).await {
-                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                        let _ =
+                            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
                     }
                 });
             });
@@ -62,7 +63,8 @@ async fn create_database() -> (String, TestDatabase) {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("minifig.db").display());
         return (url, TestDatabase::Sqlite(dir));
     }
-    let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin_url =
+        std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
         panic!("PostgreSQL is not reachable at {admin_url} ({err}); run scripts/test, set TEST_POSTGRES_URL, or set MINIFIG_TEST_DATABASE=sqlite")
     });
@@ -80,8 +82,19 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let (database_url, database) = create_database().await;
     let mut args = vec![
-        "minifig", "--database-url", &database_url, "--host", "127.0.0.1", "--port", "0", "--jwt-secret", JWT_SECRET,
-        "--factory-username", FACTORY_USERNAME, "--factory-password", FACTORY_PASSWORD,
+        "minifig",
+        "--database-url",
+        &database_url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--jwt-secret",
+        JWT_SECRET,
+        "--factory-username",
+        FACTORY_USERNAME,
+        "--factory-password",
+        FACTORY_PASSWORD,
     ];
     args.extend_from_slice(extra);
     #[derive(Parser)]
@@ -126,7 +139,10 @@ impl Catalog {
 impl TestApp {
     /// POSTs a GraphQL request and returns the JSON body; the HTTP status must be 200.
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self.client.post(format!("{}/graphql", self.address)).json(&json!({"query": query, "variables": variables}));
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -167,12 +183,23 @@ impl TestApp {
     }
 
     pub async fn catalog(&self) -> Catalog {
-        let body = self.graphql(None, "{ figurines { id sku unitPrice { cents } } packages { id code price { cents } } }", json!({})).await;
+        let body = self
+            .graphql(
+                None,
+                "{ figurines { id sku unitPrice { cents } } packages { id code price { cents } } }",
+                json!({}),
+            )
+            .await;
         let collect = |list: &Value, key: &str, price: &str| {
             list.as_array()
                 .unwrap()
                 .iter()
-                .map(|f| (f[key].as_str().unwrap().to_owned(), (f["id"].as_str().unwrap().to_owned(), f[price]["cents"].as_i64().unwrap())))
+                .map(|f| {
+                    (
+                        f[key].as_str().unwrap().to_owned(),
+                        (f["id"].as_str().unwrap().to_owned(), f[price]["cents"].as_i64().unwrap()),
+                    )
+                })
                 .collect()
         };
         Catalog {
@@ -183,13 +210,23 @@ impl TestApp {
 
     /// `placeOrder` with `input`; returns the whole response body.
     pub async fn place_order(&self, token: &str, input: Value) -> Value {
-        self.graphql(Some(token), &format!("mutation($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{ {ORDER_FIELDS} }} }}"), json!({"input": input})).await
+        self.graphql(
+            Some(token),
+            &format!("mutation($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{ {ORDER_FIELDS} }} }}"),
+            json!({"input": input}),
+        )
+        .await
     }
 
     /// Places an order of `quantity` knights and returns it (the `placeOrder` object).
     pub async fn place_simple_order(&self, token: &str, quantity: i64) -> Value {
         let catalog = self.catalog().await;
-        let body = self.place_order(token, json!({"items": [{"figurineId": catalog.figurine("FIG-KNIGHT"), "quantity": quantity}]})).await;
+        let body = self
+            .place_order(
+                token,
+                json!({"items": [{"figurineId": catalog.figurine("FIG-KNIGHT"), "quantity": quantity}]}),
+            )
+            .await;
         assert!(body["data"]["placeOrder"].is_object(), "placeOrder failed: {body}");
         body["data"]["placeOrder"].clone()
     }
@@ -197,18 +234,30 @@ impl TestApp {
     pub async fn update_status(&self, token: &str, order_id: &str, status: &str, note: Option<&str>) -> Value {
         self.graphql(
             Some(token),
-            &format!("mutation($input: UpdateOrderStatusInput!) {{ updateOrderStatus(input: $input) {{ {ORDER_FIELDS} }} }}"),
+            &format!(
+                "mutation($input: UpdateOrderStatusInput!) {{ updateOrderStatus(input: $input) {{ {ORDER_FIELDS} }} }}"
+            ),
             json!({"input": {"orderId": order_id, "status": status, "note": note}}),
         )
         .await
     }
 
     pub async fn cancel_order(&self, token: &str, order_id: &str) -> Value {
-        self.graphql(Some(token), &format!("mutation($id: ID!) {{ cancelOrder(id: $id) {{ {ORDER_FIELDS} }} }}"), json!({"id": order_id})).await
+        self.graphql(
+            Some(token),
+            &format!("mutation($id: ID!) {{ cancelOrder(id: $id) {{ {ORDER_FIELDS} }} }}"),
+            json!({"id": order_id}),
+        )
+        .await
     }
 
     pub async fn order(&self, token: &str, order_id: &str) -> Value {
-        self.graphql(Some(token), &format!("query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"), json!({"id": order_id})).await
+        self.graphql(
+            Some(token),
+            &format!("query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"),
+            json!({"id": order_id}),
+        )
+        .await
     }
 }
 
@@ -225,10 +274,59 @@ pub fn error_code(body: &Value) -> &str {
 
 /// The first error's `extensions.field`.
 pub fn error_field(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["field"].as_str().unwrap_or_else(|| panic!("expected an error with a field: {body}"))
+    body["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a field: {body}"))
 }
 
 /// A fresh unique username, so tests never collide.
 pub fn unique_username(prefix: &str) -> String {
     format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// The pricing fields of a quote, selected exactly as [`ORDER_FIELDS`] selects them on an
+/// order, so that a quote and the order placed from it compare as JSON.
+pub const QUOTE_FIELDS: &str = "lines { kind figurine { id sku } package { id code } quantity unitPrice { cents } subtotal { cents } discount { cents } total { cents } } \
+    subtotal { cents amount currency } discount { cents } total { cents amount } appliedDiscounts { code description amount { cents } }";
+
+impl TestApp {
+    /// `quote` with `input` (an `OrderInput`), with or without a token; the whole body.
+    pub async fn quote(&self, token: Option<&str>, input: Value) -> Value {
+        self.graphql(
+            token,
+            &format!("query($input: OrderInput!) {{ quote(input: $input) {{ {QUOTE_FIELDS} }} }}"),
+            json!({"input": input}),
+        )
+        .await
+    }
+
+    /// `myOrders` with the given arguments (JSON null leaves one out); the whole body.
+    /// Each node carries `id status version customer { id }`.
+    pub async fn my_orders(&self, token: &str, first: Value, after: Value, status: Value) -> Value {
+        self.graphql(
+            Some(token),
+            "query($first: Int, $after: String, $status: OrderStatus) { myOrders(first: $first, after: $after, status: $status) { \
+                edges { cursor node { id status version customer { id } } } pageInfo { hasNextPage endCursor } } }",
+            json!({"first": first, "after": after, "status": status}),
+        )
+        .await
+    }
+
+    /// The ids of the caller's orders on the first page of `myOrders` (up to 100), newest first.
+    pub async fn my_order_ids(&self, token: &str) -> Vec<String> {
+        let body = self.my_orders(token, json!(100), Value::Null, Value::Null).await;
+        let edges = body["data"]["myOrders"]["edges"].as_array().unwrap_or_else(|| panic!("myOrders failed: {body}"));
+        edges.iter().map(|edge| edge["node"]["id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+impl TestApp {
+    /// How many rows `table` holds, read underneath the API (for "nothing was stored" checks).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let db = Database::connect(&self.database_url).await.expect("connect to the test database");
+        let statement =
+            sea_orm::Statement::from_string(db.get_database_backend(), format!("SELECT COUNT(*) AS n FROM {table}"));
+        let row = db.query_one_raw(statement).await.expect("count query").expect("one row");
+        row.try_get::<i64>("", "n").expect("a count")
+    }
 }

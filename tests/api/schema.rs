@@ -2,7 +2,8 @@
 
 #[test]
 fn schema_graphql_matches_the_code() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql exists");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql exists");
     let generated = minifig::graphql::sdl();
     assert!(
         committed == generated,
