@@ -4,7 +4,7 @@
 //! cheap query (`figurines`) alone, then again while a flood of concurrent failing logins
 //! (each a full argon2id verification) hits the same server. Prints medians, p99s, their
 //! ratio, how the flood was answered (wrong password vs RATE_LIMITED for a full hashing
-//! queue) and the process's peak resident memory.
+//! queue) and the process's resident memory after one and after four floods.
 //!
 //! `cargo bench --bench login_flood` (bounded: a fixed number of requests, all on loopback).
 
@@ -46,14 +46,14 @@ async fn main() {
     let alone = probe(&client, &base).await;
     report("figurines alone", &alone);
 
-    let flood = {
+    let flood_task = {
         let (client, base) = (client.clone(), base.clone());
         tokio::spawn(async move { flood(&client, &base).await })
     };
     // Let the flood fill the hashing queue before probing.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let during = probe(&client, &base).await;
-    let (wrong, limited, other, flood_elapsed) = flood.await.expect("flood task");
+    let (wrong, limited, other, flood_elapsed) = flood_task.await.expect("flood task");
     report("figurines during the login flood", &during);
     println!(
         "flood: {} failing logins, {FLOOD_CONCURRENCY} at a time, in {:.1} s: {wrong} wrong-password answers (hashed), {limited} RATE_LIMITED (queue full), {other} other",
@@ -65,7 +65,20 @@ async fn main() {
         during.value_at_quantile(0.5) as f64 / alone.value_at_quantile(0.5).max(1) as f64,
         during.value_at_quantile(0.99) as f64 / alone.value_at_quantile(0.99).max(1) as f64
     );
-    println!("peak resident memory of the process: {} MiB", peak_rss_kib() / 1024);
+    println!(
+        "resident memory after one flood: {} MiB (peak {} MiB)",
+        status_kib("VmRSS:") / 1024,
+        status_kib("VmHWM:") / 1024
+    );
+    // Bounded memory means more floods do not add more: run three more and compare.
+    for round in 2..=4 {
+        flood(&client, &base).await;
+        println!(
+            "resident memory after flood {round}: {} MiB (peak {} MiB)",
+            status_kib("VmRSS:") / 1024,
+            status_kib("VmHWM:") / 1024
+        );
+    }
 }
 
 async fn probe(client: &reqwest::Client, base: &str) -> Histogram<u64> {
@@ -134,10 +147,11 @@ fn report(label: &str, h: &Histogram<u64>) {
     );
 }
 
-fn peak_rss_kib() -> u64 {
+/// A memory figure of this process from `/proc/self/status` (`VmRSS:` now, `VmHWM:` peak).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| status.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|status| status.lines().find(|l| l.starts_with(field)).map(str::to_owned))
         .and_then(|line| line.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         .unwrap_or(0)
 }
