@@ -3,6 +3,9 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `DATABASE_URL` | `sqlite://minifig.db?mode=rwc` | SQLite file or `postgres://…` |
+//! | `REDIS_URL` | unset: in-process bus and factory | `redis://host:6379` to scale out |
+//! | `REDIS_KEY_PREFIX` | `minifig:` | prefix of every Redis key and channel |
+//! | `ORDER_REDELIVER_SECS` | `30` | idle time after which an unfinished order goes to a factory again |
 //! | `HOST` | `127.0.0.1` | address to listen on |
 //! | `PORT` | `8000` | port to listen on (`0` picks a free one) |
 //! | `JWT_SECRET` | random in development | HS256 key, at least 32 bytes; required in production |
@@ -32,6 +35,17 @@ pub struct Settings {
     /// Database: `sqlite://path?mode=rwc` (embedded default) or `postgres://user@host/db`.
     #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: Secret,
+    /// Redis (`redis://host:6379/0`): orders and status events travel through it, so any
+    /// number of instances and factories can share the work. Unset: an in-process bus.
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel, so that deployments can share one Redis.
+    #[arg(long, global = true, env = "REDIS_KEY_PREFIX", default_value = "minifig:")]
+    pub redis_key_prefix: String,
+    /// Seconds an unfinished order may sit without any change before it is handed to a
+    /// factory again (Redis may have forgotten it).
+    #[arg(long, global = true, env = "ORDER_REDELIVER_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub order_redeliver_secs: u64,
     /// Address to listen on.
     #[arg(long, global = true, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,

@@ -10,10 +10,13 @@
 //! - [`services`]: the use cases over a database connection, returning domain results.
 //! - [`graphql`]: the schema; resolvers parse inputs and call services, nothing more.
 //! - [`http`]: routes, GraphQL-over-HTTP, REST compatibility endpoints, health probes.
+//! - [`bus`]: the outbox, its relay, Redis or in-process transport, and the fan-out of
+//!   status events to subscriptions.
 //! - [`auth`]: who is calling; [`error`]: the one error type and its client codes.
 //! - [`db`]: connecting and migrating; [`state`]: the shared state; [`telemetry`]: logs.
 
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -8,6 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::bus::in_process::InProcessBus;
+use crate::bus::outbox::{OutboxSignal, Relay};
+use crate::bus::redis::RedisBus;
+use crate::bus::{Bus, EventHub, redelivery};
 use crate::config::Settings;
 use crate::db;
 use crate::domain::{Password, Username};
@@ -40,8 +44,23 @@ impl Application {
                 Password::parse(password.expose()).map_err(|err| anyhow::anyhow!("FACTORY_PASSWORD {err}"))?;
             accounts::ensure_factory_account(&db, &hasher, username, password).await?;
         }
+        let hub = EventHub::new();
+        let bus: Arc<dyn Bus> = match &settings.redis_url {
+            Some(url) => Arc::new(RedisBus::connect(url.expose(), &settings.redis_key_prefix, hub.clone()).await?),
+            None => Arc::new(InProcessBus::new(hub.clone())),
+        };
+        let outbox = OutboxSignal::default();
+        tokio::spawn(Relay::new(db.clone(), bus.clone(), outbox.clone()).run());
+        tokio::spawn(redelivery::run(
+            db.clone(),
+            std::time::Duration::from_secs(settings.order_redeliver_secs),
+            outbox.clone(),
+        ));
         let state = AppState {
             db,
+            bus,
+            outbox,
+            hub,
             tokens: TokenKeys::new(&jwt_secret, settings.jwt_ttl_secs),
             hasher,
             throttle: LoginThrottle::default(),

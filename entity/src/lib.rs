@@ -10,6 +10,7 @@ pub mod order;
 pub mod order_discount;
 pub mod order_event;
 pub mod order_line;
+pub mod outbox;
 pub mod package;
 pub mod package_item;
 pub mod user;

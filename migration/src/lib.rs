@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 use uuid::Uuid;
 
 mod m20261124_000001_initial;
+mod m20261124_000002_outbox;
 
 /// Namespace of the deterministic (UUID v5) ids of the seeded catalog: a figurine's id is
 /// `Uuid::new_v5(&CATALOG_NAMESPACE, sku.as_bytes())`, a package's id is
@@ -26,6 +27,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_initial::Migration)]
+        vec![Box::new(m20261124_000001_initial::Migration), Box::new(m20261124_000002_outbox::Migration)]
     }
 }

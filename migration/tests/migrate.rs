@@ -12,8 +12,17 @@ use migration::sea_orm::{
 use migration::{CATALOG_NAMESPACE, Migrator, MigratorTrait, SchemaManager, catalog_id};
 use uuid::Uuid;
 
-const TABLES: [&str; 8] =
-    ["users", "figurines", "packages", "package_items", "orders", "order_lines", "order_discounts", "order_events"];
+const TABLES: [&str; 9] = [
+    "users",
+    "figurines",
+    "packages",
+    "package_items",
+    "orders",
+    "order_lines",
+    "order_discounts",
+    "order_events",
+    "outbox",
+];
 
 #[tokio::test]
 async fn sqlite_up_down_up() {

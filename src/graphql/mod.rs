@@ -9,10 +9,11 @@ pub mod inputs;
 pub mod loaders;
 pub mod orders;
 pub mod scalars;
+pub mod subscriptions;
 pub mod types;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use loaders::{DiscountsLoader, FigurineLoader, HistoryLoader, LinesLoader, PackageLoader, UserLoader};
 
@@ -33,11 +34,14 @@ pub struct Query(account::AccountQuery, catalog::CatalogQuery, orders::OrderQuer
 #[derive(MergedObject, Default)]
 pub struct Mutation(account::AccountMutation, orders::OrderMutation);
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(subscriptions::OrderSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its limits and error codes, without any state: enough to print the SDL.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(MAX_DIRECTIVES)

@@ -63,7 +63,8 @@ impl OrderMutation {
     async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> Result<Order> {
         let principal = caller(ctx).require()?;
         let request = input.parse()?;
-        Ok(orders::place(&state(ctx)?.db, principal, request).await?.into())
+        let state = state(ctx)?;
+        Ok(orders::place(&state.db, &state.outbox, principal, request).await?.into())
     }
 
     /// Cancels one of the caller's orders while it is PENDING or ACCEPTED. Cancelling a
@@ -72,7 +73,8 @@ impl OrderMutation {
         let principal = caller(ctx).require()?;
         let id = parse_record_id(&id, "order")?;
         let status = crate::domain::OrderStatus::Cancelled;
-        Ok(orders::change_status(&state(ctx)?.db, principal, id, status, None).await?.into())
+        let state = state(ctx)?;
+        Ok(orders::change_status(&state.db, &state.outbox, principal, id, status, None).await?.into())
     }
 
     /// Moves an order along its life (FACTORY or ADMIN only). Asking for the status it
@@ -81,6 +83,7 @@ impl OrderMutation {
         let principal = caller(ctx).require_staff()?;
         let id = parse_record_id(&input.order_id, "order")?;
         let note = parse_note(input.note.as_deref()).map_err(|e| AppError::bad_input("note", e))?;
-        Ok(orders::change_status(&state(ctx)?.db, principal, id, input.status.into(), note).await?.into())
+        let state = state(ctx)?;
+        Ok(orders::change_status(&state.db, &state.outbox, principal, id, input.status.into(), note).await?.into())
     }
 }

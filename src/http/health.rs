@@ -17,14 +17,23 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The process can do its work: the database answers. 503 otherwise, so a load balancer
-/// sends traffic elsewhere.
+/// The process can do its work: the database answers, and Redis when configured. 503
+/// otherwise, so a load balancer sends traffic elsewhere.
 pub async fn ready(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
     let database = matches!(tokio::time::timeout(PING_TIMEOUT, state.app.db.ping()).await, Ok(Ok(())));
-    if !database {
-        tracing::warn!("readiness check failed: the database did not answer");
+    let redis = match tokio::time::timeout(PING_TIMEOUT, state.app.bus.ping()).await {
+        Ok(None) => None,
+        Ok(Some(result)) => Some(result.is_ok()),
+        Err(_) => Some(false),
+    };
+    let ready = database && redis != Some(false);
+    if !ready {
+        tracing::warn!(database, redis, "readiness check failed");
     }
-    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (status, Json(json!({"status": word(database), "database": word(database)})))
+    let mut body = json!({"status": word(ready), "database": word(database)});
+    if let Some(redis) = redis {
+        body["redis"] = json!(word(redis));
+    }
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }

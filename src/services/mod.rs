@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod login_throttle;
+pub mod order_feed;
 pub mod orders;
 pub mod passwords;
 pub mod tokens;

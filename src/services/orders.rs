@@ -1,7 +1,9 @@
 //! Orders: placing them, reading them, and moving them through the state machine.
 //!
 //! Every write that changes an order's status goes through [`append_event`] inside the
-//! transaction that changes the order, so the history can never disagree with the order.
+//! transaction that changes the order, so the history can never disagree with the order,
+//! and every such transaction also writes the outbox messages that announce it (see
+//! [`crate::bus::outbox`]), so Redis hears of exactly what was committed.
 
 use std::collections::HashMap;
 
@@ -16,6 +18,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::bus::StatusEvent;
+use crate::bus::outbox::{self, OutboxMessage, OutboxSignal};
 use crate::db;
 use crate::domain::order_status::{self, StatusChange};
 use crate::domain::{Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineKind, Money, OrderStatus, PricedLine};
@@ -122,7 +126,12 @@ pub struct OrderPage {
 /// discounts and its first event in one transaction. With an idempotency key, a repeat of
 /// the same request returns the order the first one created, even when both race.
 #[tracing::instrument(skip_all, fields(customer = %customer.user_id))]
-pub async fn place(db: &DatabaseConnection, customer: Principal, request: PlaceOrder) -> Result<Order, AppError> {
+pub async fn place(
+    db: &DatabaseConnection,
+    signal: &OutboxSignal,
+    customer: Principal,
+    request: PlaceOrder,
+) -> Result<Order, AppError> {
     let account = accounts::find(db, customer.user_id)
         .await?
         .ok_or(AppError::Unauthenticated("your account no longer exists"))?;
@@ -151,6 +160,7 @@ pub async fn place(db: &DatabaseConnection, customer: Principal, request: PlaceO
         request_fingerprint: Set(request.idempotency_key.as_ref().map(|_| fingerprint.clone())),
         created_at: Set(now),
         updated_at: Set(now),
+        dispatched_at: Set(Some(now)),
     }
     .insert(&txn)
     .await;
@@ -191,8 +201,10 @@ pub async fn place(db: &DatabaseConnection, customer: Principal, request: PlaceO
         });
         order_discount::Entity::insert_many(discounts).exec(&txn).await?;
     }
-    append_event(&txn, order_id, OrderStatus::Pending, 1, now, None).await?;
+    append_event(&txn, customer.user_id, order_id, OrderStatus::Pending, 1, now, None).await?;
+    outbox::write(&txn, &OutboxMessage::Order(order_id)).await?;
     txn.commit().await?;
+    signal.committed();
     tracing::info!(order = %order_id, total = %quote.total, "order placed");
     Order::try_from(model)
 }
@@ -220,9 +232,10 @@ async fn replay(
     }
 }
 
-/// Appends one status event. The only writer of `order_events`.
+/// Appends one status event and its outbox message. The only writer of `order_events`.
 async fn append_event(
     txn: &impl ConnectionTrait,
+    customer_id: Uuid,
     order_id: Uuid,
     status: OrderStatus,
     version: i32,
@@ -233,12 +246,14 @@ async fn append_event(
         order_id: Set(order_id),
         version: Set(version),
         status: Set(status.as_str().to_owned()),
-        note: Set(note),
+        note: Set(note.clone()),
         at: Set(at),
         ..Default::default()
     }
     .insert(txn)
     .await?;
+    let event = StatusEvent { order_id, user_id: customer_id, status, version, at, note };
+    outbox::write(txn, &OutboxMessage::Status(event)).await?;
     Ok(())
 }
 
@@ -283,6 +298,7 @@ pub async fn list_for_customer(
 #[tracing::instrument(skip_all, fields(order = %id, to = %to))]
 pub async fn change_status(
     db: &DatabaseConnection,
+    signal: &OutboxSignal,
     caller: Principal,
     id: Uuid,
     to: OrderStatus,
@@ -312,8 +328,9 @@ pub async fn change_status(
             txn.rollback().await?;
             continue;
         }
-        append_event(&txn, id, to, version, at, note.clone()).await?;
+        append_event(&txn, order.customer_id, id, to, version, at, note.clone()).await?;
         txn.commit().await?;
+        signal.committed();
         tracing::info!(%from, version, "order status changed");
         return Ok(Order { status: to, version, updated_at: at, ..order });
     }

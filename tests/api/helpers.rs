@@ -330,3 +330,22 @@ impl TestApp {
         row.try_get::<i64>("", "n").expect("a count")
     }
 }
+
+/// The Redis the tests use (`TEST_REDIS_URL`, default the local one `scripts/test` starts).
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A key prefix of its own for one test, so that tests sharing a Redis never see each other.
+pub fn unique_redis_prefix() -> String {
+    format!("test:{}:", Uuid::new_v4().simple())
+}
+
+/// Spawns the server on Redis (under a fresh key prefix, returned) with extra settings.
+pub async fn spawn_app_on_redis(extra: &[&str]) -> (TestApp, String) {
+    let prefix = unique_redis_prefix();
+    let url = test_redis_url();
+    let mut args = vec!["--redis-url", url.as_str(), "--redis-key-prefix", prefix.as_str()];
+    args.extend_from_slice(extra);
+    (spawn_app_with(&args).await, prefix)
+}

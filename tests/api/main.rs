@@ -8,6 +8,7 @@ mod catalog;
 mod cli;
 mod http;
 mod orders;
+mod pipeline;
 mod rest;
 mod schema;
 mod status;

@@ -1,0 +1,21 @@
+//! Table `outbox`: messages for Redis, written with the change they announce, published and
+//! deleted by the relay.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// `orders` (an order for the factories) or `order-status` (a status event).
+    pub topic: String,
+    /// The message, JSON.
+    pub payload: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

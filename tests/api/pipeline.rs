@@ -1,0 +1,195 @@
+//! The way from the database to Redis: placed orders reach the stream `<prefix>orders`,
+//! status changes reach the channel `<prefix>order-status`, nothing is lost while Redis is
+//! down, and unfinished orders are handed out again after Redis forgot them.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fred::prelude::*;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app_on_redis, spawn_app_with, test_redis_url, unique_redis_prefix, unique_username};
+
+/// How long "eventually" may take before a test gives up.
+const EVENTUALLY: Duration = Duration::from_secs(20);
+
+async fn redis_client(url: &str) -> Client {
+    let client = Builder::from_config(Config::from_url(url).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    client
+}
+
+/// The `order_id`s on the stream, oldest first.
+async fn stream_order_ids(client: &Client, key: &str) -> Vec<String> {
+    let entries: Vec<(String, HashMap<String, String>)> = client.xrange(key, "-", "+", None).await.unwrap_or_default();
+    entries.into_iter().filter_map(|(_, fields)| fields.get("order_id").cloned()).collect()
+}
+
+async fn eventually_on_stream(client: &Client, key: &str, order_id: &str) -> usize {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let ids = stream_order_ids(client, key).await;
+        let count = ids.iter().filter(|id| *id == order_id).count();
+        if count > 0 {
+            return count;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "order {order_id} never reached {key}; stream has {ids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_placed_order_reaches_the_orders_stream_once() {
+    let (app, prefix) = spawn_app_on_redis(&[]).await;
+    let redis = redis_client(&test_redis_url()).await;
+    let customer = app.register(&unique_username("ada")).await;
+    let order = app.place_simple_order(&customer.token, 2).await;
+    let order_id = order["id"].as_str().unwrap();
+
+    let key = format!("{prefix}orders");
+    assert_eq!(eventually_on_stream(&redis, &key, order_id).await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stream_order_ids(&redis, &key).await, vec![order_id.to_owned()], "one entry per order");
+    let _: i64 = redis.del(&key).await.unwrap();
+}
+
+#[tokio::test]
+async fn status_changes_are_published_on_the_status_channel_in_the_contracts_format() {
+    let (app, prefix) = spawn_app_on_redis(&[]).await;
+    let subscriber =
+        Builder::from_config(Config::from_url(&test_redis_url()).unwrap()).build_subscriber_client().unwrap();
+    subscriber.init().await.unwrap();
+    let mut messages = subscriber.message_rx();
+    subscriber.subscribe(format!("{prefix}order-status")).await.unwrap();
+
+    let customer = app.register(&unique_username("ada")).await;
+    let order = app.place_simple_order(&customer.token, 1).await;
+    let order_id = order["id"].as_str().unwrap();
+    let factory = app.factory_token().await;
+    let moved = app.update_status(&factory, order_id, "ACCEPTED", Some("on the bench")).await;
+    assert_eq!(moved["data"]["updateOrderStatus"]["version"], 2, "{moved}");
+
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let message = tokio::time::timeout(EVENTUALLY, messages.recv()).await.expect("a status event").unwrap();
+        let event: Value = serde_json::from_str(&message.value.as_string().unwrap()).unwrap();
+        seen.push(event);
+    }
+    assert_eq!(seen[0]["orderId"], order_id);
+    assert_eq!(seen[0]["userId"], customer.id.as_str());
+    assert_eq!((seen[0]["status"].as_str(), seen[0]["version"].as_i64()), (Some("PENDING"), Some(1)));
+    assert!(seen[0]["note"].is_null() && seen[0]["at"].is_string());
+    assert_eq!((seen[1]["status"].as_str(), seen[1]["version"].as_i64()), (Some("ACCEPTED"), Some(2)));
+    assert_eq!(seen[1]["note"], "on the bench");
+    let mut keys: Vec<_> = seen[1].as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["at", "note", "orderId", "status", "userId", "version"]);
+}
+
+#[tokio::test]
+async fn an_order_that_redis_forgot_is_handed_out_again_until_it_is_final() {
+    let (app, prefix) = spawn_app_on_redis(&["--order-redeliver-secs", "1"]).await;
+    let redis = redis_client(&test_redis_url()).await;
+    let key = format!("{prefix}orders");
+    let customer = app.register(&unique_username("ada")).await;
+    let pending = app.place_simple_order(&customer.token, 1).await;
+    let shipped = app.place_simple_order(&customer.token, 1).await;
+    let (pending_id, shipped_id) = (pending["id"].as_str().unwrap(), shipped["id"].as_str().unwrap());
+    eventually_on_stream(&redis, &key, pending_id).await;
+    let factory = app.factory_token().await;
+    for status in ["ACCEPTED", "IN_PRODUCTION", "SHIPPED"] {
+        app.update_status(&factory, shipped_id, status, None).await;
+    }
+
+    // Redis restarts empty: the stream is gone.
+    let _: i64 = redis.del(&key).await.unwrap();
+    eventually_on_stream(&redis, &key, pending_id).await;
+    let ids = stream_order_ids(&redis, &key).await;
+    assert!(!ids.contains(&shipped_id.to_owned()), "a final order is never handed out again: {ids:?}");
+    let _: i64 = redis.del(&key).await.unwrap();
+}
+
+/// A Redis server of the test's own, so that it can be killed and restarted empty without
+/// disturbing other tests.
+struct PrivateRedis {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        PrivateRedis { port, child }
+    }
+
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_for_redis(url: &str) -> Client {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let client = Builder::from_config(Config::from_url(url).unwrap()).build().unwrap();
+        if client.init().await.is_ok() {
+            return client;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "redis-server did not start at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn orders_placed_while_redis_is_down_reach_it_when_it_comes_back_empty() {
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    wait_for_redis(&url).await;
+    let prefix = unique_redis_prefix();
+    let app = spawn_app_with(&["--redis-url", &url, "--redis-key-prefix", &prefix]).await;
+    let customer = app.register(&unique_username("ada")).await;
+    let key = format!("{prefix}orders");
+
+    redis.kill();
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        let order = app.place_simple_order(&customer.token, 1).await;
+        assert_eq!(order["status"], "PENDING", "placing an order does not need Redis");
+        placed.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let ready = reqwest::get(format!("{}/readyz", app.address)).await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready without Redis");
+
+    let port = redis.port;
+    drop(redis);
+    let _redis = PrivateRedis::start_on(port);
+    let client = wait_for_redis(&url).await;
+    for id in &placed {
+        eventually_on_stream(&client, &key, id).await;
+    }
+    let ids = stream_order_ids(&client, &key).await;
+    assert_eq!(ids.len(), placed.len(), "each order once: {ids:?}");
+    let ready = reqwest::get(format!("{}/readyz", app.address)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
