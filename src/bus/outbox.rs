@@ -125,31 +125,61 @@ impl Relay {
         }
     }
 
-    /// Publishes every committed message, oldest first, a batch per transaction.
+    /// Publishes every committed message, oldest first, a batch at a time.
     pub async fn drain(&self) -> anyhow::Result<()> {
+        let postgres = self.db.get_database_backend() == DatabaseBackend::Postgres;
         loop {
-            let txn = self.db.begin().await?;
-            let mut query = outbox::Entity::find().order_by_asc(outbox::Column::Id).limit(BATCH);
-            if self.db.get_database_backend() == DatabaseBackend::Postgres {
-                query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-            }
-            let rows = query.all(&txn).await?;
-            if rows.is_empty() {
-                txn.commit().await?;
+            let more = if postgres { self.relay_locked_batch().await? } else { self.relay_batch().await? };
+            if !more {
                 return Ok(());
             }
-            for row in &rows {
-                match parse(row) {
-                    Some(OutboxMessage::Order(order_id)) => self.bus.enqueue_order(order_id).await?,
-                    Some(OutboxMessage::Status(event)) => self.bus.publish_status(&event).await?,
-                    None => tracing::error!(id = row.id, topic = row.topic, "dropping an unreadable outbox message"),
-                }
-            }
-            outbox::Entity::delete_many()
-                .filter(outbox::Column::Id.is_in(rows.iter().map(|r| r.id)))
-                .exec(&txn)
-                .await?;
-            txn.commit().await?;
         }
     }
+
+    /// PostgreSQL: the batch stays locked (and skipped by other instances' relays) until it
+    /// is published and deleted.
+    async fn relay_locked_batch(&self) -> anyhow::Result<bool> {
+        let txn = self.db.begin().await?;
+        let rows = oldest()
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await?;
+        if !rows.is_empty() {
+            self.publish(&rows).await?;
+            delete(&txn, &rows).await?;
+        }
+        txn.commit().await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// SQLite: one instance, one connection; no transaction is held while publishing, so a
+    /// slow or absent Redis never blocks the requests waiting for that connection.
+    async fn relay_batch(&self) -> anyhow::Result<bool> {
+        let rows = oldest().all(&self.db).await?;
+        if !rows.is_empty() {
+            self.publish(&rows).await?;
+            delete(&self.db, &rows).await?;
+        }
+        Ok(!rows.is_empty())
+    }
+
+    async fn publish(&self, rows: &[outbox::Model]) -> anyhow::Result<()> {
+        for row in rows {
+            match parse(row) {
+                Some(OutboxMessage::Order(order_id)) => self.bus.enqueue_order(order_id).await?,
+                Some(OutboxMessage::Status(event)) => self.bus.publish_status(&event).await?,
+                None => tracing::error!(id = row.id, topic = row.topic, "dropping an unreadable outbox message"),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn oldest() -> sea_orm::Select<outbox::Entity> {
+    outbox::Entity::find().order_by_asc(outbox::Column::Id).limit(BATCH)
+}
+
+async fn delete(db: &impl ConnectionTrait, rows: &[outbox::Model]) -> Result<(), DbErr> {
+    outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(rows.iter().map(|r| r.id))).exec(db).await?;
+    Ok(())
 }
