@@ -6,6 +6,10 @@
 //! | `REDIS_URL` | unset: in-process bus and factory | `redis://host:6379` to scale out |
 //! | `REDIS_KEY_PREFIX` | `minifig:` | prefix of every Redis key and channel |
 //! | `ORDER_REDELIVER_SECS` | `30` | idle time after which an unfinished order goes to a factory again |
+//! | `WS_INIT_TIMEOUT_MS` | `10000` | time a WebSocket client has to send `connection_init` (then close 4408) |
+//! | `WS_KEEPALIVE_MS` | `15000` | interval of the server's keep-alive pings on each WebSocket |
+//! | `EMBEDDED_FACTORY` | `true` without `REDIS_URL` | run the factory inside the server (in-process bus only) |
+//! | `FACTORY_STEP_MS` | `1000` | the embedded factory's time per production step |
 //! | `HOST` | `127.0.0.1` | address to listen on |
 //! | `PORT` | `8000` | port to listen on (`0` picks a free one) |
 //! | `JWT_SECRET` | random in development | HS256 key, at least 32 bytes; required in production |
@@ -46,6 +50,22 @@ pub struct Settings {
     /// factory again (Redis may have forgotten it).
     #[arg(long, global = true, env = "ORDER_REDELIVER_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub order_redeliver_secs: u64,
+    /// Milliseconds a WebSocket client has to send `connection_init` before the socket is
+    /// closed with 4408: a socket that never authenticates must not hold resources.
+    #[arg(long, global = true, env = "WS_INIT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub ws_init_timeout_ms: u64,
+    /// Milliseconds between the keep-alive messages the server sends on every WebSocket
+    /// (`ping`, or `ka` for the legacy protocol), so that proxies and load balancers do not
+    /// drop idle subscriptions (many close idle connections after 30-60 s).
+    #[arg(long, global = true, env = "WS_KEEPALIVE_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub ws_keepalive_ms: u64,
+    /// Run the factory inside the server on the in-process bus (the default when there is
+    /// no Redis; with Redis, factories are their own processes and this must stay off).
+    #[arg(long, global = true, env = "EMBEDDED_FACTORY")]
+    pub embedded_factory: Option<bool>,
+    /// Simulated time of each production step of the embedded factory, in milliseconds.
+    #[arg(long, global = true, env = "FACTORY_STEP_MS", default_value_t = 1000)]
+    pub factory_step_ms: u64,
     /// Address to listen on.
     #[arg(long, global = true, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
@@ -100,6 +120,18 @@ impl Settings {
 
     pub fn introspection_enabled(&self) -> bool {
         self.graphql_introspection.unwrap_or(self.app_env == AppEnv::Development)
+    }
+
+    /// Whether to run the factory in-process: only on the in-process bus, on by default there.
+    pub fn runs_embedded_factory(&self) -> anyhow::Result<bool> {
+        match (self.embedded_factory, &self.redis_url) {
+            (Some(true), Some(_)) => {
+                bail!("EMBEDDED_FACTORY needs the in-process bus: unset REDIS_URL or run `factory` processes")
+            }
+            (Some(on), None) => Ok(on),
+            (Some(false), Some(_)) => Ok(false),
+            (None, redis) => Ok(redis.is_none()),
+        }
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::bus::in_process::InProcessBus;
+use crate::bus::in_process::{InProcessBus, OrderQueue, QueueSource};
 use crate::bus::outbox::{OutboxSignal, Relay};
 use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, EventHub, redelivery};
@@ -27,7 +27,15 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     router: axum::Router,
+    /// The factory to run inside the server (in-process bus only).
+    embedded_factory: Option<(Arc<OrderQueue>, factory::WorkerSettings)>,
 }
+
+/// The FACTORY account the embedded factory uses when none is configured; its password is
+/// random for each run (it never leaves the process).
+const EMBEDDED_FACTORY_USERNAME: &str = "embedded-factory";
+/// Orders the embedded factory works on at once.
+const EMBEDDED_FACTORY_CONCURRENCY: u32 = 8;
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -38,16 +46,20 @@ impl Application {
         let db = db::connect(settings.database_url.expose()).await?;
         db::migrate(&db).await?;
         let hasher = PasswordHasher::new(hashing_workers())?;
-        if let (Some(username), Some(password)) = (&settings.factory_username, &settings.factory_password) {
-            let username = Username::parse(username).map_err(|err| anyhow::anyhow!("FACTORY_USERNAME {err}"))?;
-            let password =
-                Password::parse(password.expose()).map_err(|err| anyhow::anyhow!("FACTORY_PASSWORD {err}"))?;
-            accounts::ensure_factory_account(&db, &hasher, username, password).await?;
+        let embedded = settings.runs_embedded_factory()?;
+        let factory_account = factory_account(&settings, embedded)?;
+        if let Some((username, password)) = &factory_account {
+            accounts::ensure_factory_account(&db, &hasher, username.clone(), password.clone()).await?;
         }
         let hub = EventHub::new();
+        let mut order_queue = None;
         let bus: Arc<dyn Bus> = match &settings.redis_url {
             Some(url) => Arc::new(RedisBus::connect(url.expose(), &settings.redis_key_prefix, hub.clone()).await?),
-            None => Arc::new(InProcessBus::new(hub.clone())),
+            None => {
+                let bus = InProcessBus::new(hub.clone());
+                order_queue = Some(bus.queue());
+                Arc::new(bus)
+            }
         };
         let outbox = OutboxSignal::default();
         tokio::spawn(Relay::new(db.clone(), bus.clone(), outbox.clone()).run());
@@ -70,7 +82,20 @@ impl Application {
         let address = state.settings.bind_address();
         let listener = TcpListener::bind(&address).await.with_context(|| format!("failed to listen on {address}"))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
-        Ok(Application { listener, port, router: router(HttpState { app: state, schema }) })
+        let embedded_factory = match (embedded, order_queue, factory_account) {
+            (true, Some(queue), Some((username, password))) => Some((
+                queue,
+                factory::WorkerSettings {
+                    api_url: format!("http://{}/graphql", loopback_address(&state.settings.host, port)),
+                    username: username.as_str().to_owned(),
+                    password: factory::Secret::new(password.expose()),
+                    step_ms: state.settings.factory_step_ms,
+                    concurrency: EMBEDDED_FACTORY_CONCURRENCY,
+                },
+            )),
+            _ => None,
+        };
+        Ok(Application { listener, port, router: router(HttpState { app: state, schema }), embedded_factory })
     }
 
     /// The port actually bound (useful with `PORT=0`).
@@ -83,11 +108,62 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves; the embedded factory, if any, stops with it.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let address = self.listener.local_addr().context("reading the bound address")?;
+        let (stop_factory, factory_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some((queue, settings)) = self.embedded_factory {
+            tracing::info!(step_ms = settings.step_ms, "running the factory inside the server");
+            tokio::spawn(async move {
+                let source = Arc::new(QueueSource(queue));
+                let stopped = async {
+                    let _ = factory_stopped.await;
+                };
+                if let Err(err) = factory::run_with_source(source, settings, stopped).await {
+                    tracing::error!(error = format!("{err:#}"), "the embedded factory stopped");
+                }
+            });
+        }
         tracing::info!("listening on http://{address}/ (GraphiQL), API at /graphql");
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_factory.send(());
+        };
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("server failed")
+    }
+}
+
+/// The FACTORY account to create at start: the configured one, or for the embedded factory
+/// a generated one.
+fn factory_account(settings: &Settings, embedded: bool) -> anyhow::Result<Option<(Username, Password)>> {
+    match (&settings.factory_username, &settings.factory_password) {
+        (Some(username), Some(password)) => {
+            let username = Username::parse(username).map_err(|err| anyhow::anyhow!("FACTORY_USERNAME {err}"))?;
+            let password =
+                Password::parse(password.expose()).map_err(|err| anyhow::anyhow!("FACTORY_PASSWORD {err}"))?;
+            Ok(Some((username, password)))
+        }
+        _ if embedded => {
+            let mut random = [0u8; 24];
+            rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut random)
+                .context("no randomness for a password")?;
+            let generated =
+                format!("Ef1!{}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, random));
+            let username = Username::parse(EMBEDDED_FACTORY_USERNAME).map_err(|err| anyhow::anyhow!("{err}"))?;
+            let password = Password::parse(&generated).map_err(|err| anyhow::anyhow!("{err}"))?;
+            Ok(Some((username, password)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Where this process can reach its own listener: loopback when bound to every interface.
+fn loopback_address(host: &str, port: u16) -> String {
+    match host {
+        "0.0.0.0" | "" => format!("127.0.0.1:{port}"),
+        "::" | "[::]" => format!("[::1]:{port}"),
+        host if host.contains(':') => format!("[{host}]:{port}"),
+        host => format!("{host}:{port}"),
     }
 }
 

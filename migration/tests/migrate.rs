@@ -126,6 +126,7 @@ async fn assert_constraints(db: &DatabaseConnection) {
         request_fingerprint: Set(Some("fp".into())),
         created_at: Set(now),
         updated_at: Set(now),
+        dispatched_at: Set(None),
     };
     order.clone().insert(db).await.unwrap();
 

@@ -89,6 +89,36 @@ impl OrderQueue {
     }
 }
 
+/// The in-process queue as the embedded factory's order source: the same factory code as
+/// the `factory` binary, fed without Redis. Nothing to acknowledge or keep: a delivered
+/// order is the factory's until it is final or released (and the redelivery sweep covers
+/// a crash).
+pub struct QueueSource(pub Arc<OrderQueue>);
+
+/// How long the embedded factory waits for an order before looking again.
+const RECEIVE_WAIT: Duration = Duration::from_secs(2);
+
+#[async_trait]
+impl factory::OrderSource for QueueSource {
+    async fn receive(&self, max: usize) -> anyhow::Result<Vec<factory::Delivery>> {
+        let orders = self.0.pop(max, RECEIVE_WAIT).await;
+        Ok(orders.into_iter().map(|id| factory::Delivery { id: id.to_string(), order_id: id.to_string() }).collect())
+    }
+
+    async fn ack(&self, _delivery: &factory::Delivery) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn keep(&self, _delivery: &factory::Delivery) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn release(&self, delivery: &factory::Delivery) -> anyhow::Result<()> {
+        self.0.push(Uuid::parse_str(&delivery.order_id)?);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

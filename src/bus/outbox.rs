@@ -140,10 +140,7 @@ impl Relay {
     /// is published and deleted.
     async fn relay_locked_batch(&self) -> anyhow::Result<bool> {
         let txn = self.db.begin().await?;
-        let rows = oldest()
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .all(&txn)
-            .await?;
+        let rows = oldest().lock_with_behavior(LockType::Update, LockBehavior::SkipLocked).all(&txn).await?;
         if !rows.is_empty() {
             self.publish(&rows).await?;
             delete(&txn, &rows).await?;

@@ -1,8 +1,12 @@
 //! How errors leave the GraphQL layer: every one with the contract's `extensions.code`.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
+};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Response, ServerError, ServerResult, Value, Variables};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use std::sync::Arc;
 
 use crate::error::AppError;
@@ -26,7 +30,9 @@ impl From<AppError> for async_graphql::Error {
 
 /// Gives a code to the errors async-graphql raises itself before any resolver runs: syntax
 /// errors, unknown fields, variables of the wrong type, limits exceeded. All of them are
-/// the client's input being wrong, so `BAD_USER_INPUT`.
+/// the client's input being wrong, so `BAD_USER_INPUT`. Both ways in are covered:
+/// `Schema::execute` (HTTP) runs the `request` hook, `Schema::execute_stream` (the
+/// WebSocket, for every operation type) runs only the `subscribe` hook.
 pub struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -40,15 +46,27 @@ struct ErrorCodesExtension;
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodesExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            let extensions = error.extensions.get_or_insert_with(Default::default);
-            if extensions.get("code").is_none() {
-                extensions.set("code", Value::from("BAD_USER_INPUT"));
-            }
-        }
-        response
+        with_codes(next.run(ctx).await)
     }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(with_codes).boxed()
+    }
+}
+
+fn with_codes(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", Value::from("BAD_USER_INPUT"));
+        }
+    }
+    response
 }
 
 /// With introspection disabled, async-graphql answers `__schema` and `__type` with a bare

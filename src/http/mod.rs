@@ -4,6 +4,7 @@ mod auth;
 mod graphql;
 mod health;
 mod rest;
+mod ws;
 
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/playground", get(playground))
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql", get(ws::get).post(graphql::post))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/register", post(rest::register))

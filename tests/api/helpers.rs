@@ -96,6 +96,10 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
         "--factory-password",
         FACTORY_PASSWORD,
     ];
+    // The embedded factory would move orders on its own; tests that want it ask for it.
+    if !extra.contains(&"--embedded-factory") {
+        args.extend_from_slice(&["--embedded-factory", "false"]);
+    }
     args.extend_from_slice(extra);
     #[derive(Parser)]
     struct Cli {
@@ -348,4 +352,38 @@ pub async fn spawn_app_on_redis(extra: &[&str]) -> (TestApp, String) {
     let mut args = vec!["--redis-url", url.as_str(), "--redis-key-prefix", prefix.as_str()];
     args.extend_from_slice(extra);
     (spawn_app_with(&args).await, prefix)
+}
+
+/// A second server beside `app`, as a load balancer would run it: the same database and
+/// the same Redis under `prefix` (from [`spawn_app_on_redis`]). `app` owns the database;
+/// dropping this instance leaves it alone.
+pub async fn spawn_second_instance(app: &TestApp, prefix: &str) -> TestApp {
+    let url = test_redis_url();
+    #[rustfmt::skip]
+    let args = [
+        "minifig", "--database-url", &app.database_url, "--host", "127.0.0.1", "--port", "0",
+        "--jwt-secret", JWT_SECRET, "--factory-username", FACTORY_USERNAME, "--factory-password", FACTORY_PASSWORD,
+        "--redis-url", url.as_str(), "--redis-key-prefix", prefix,
+    ];
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    let settings = Cli::try_parse_from(args).expect("test settings").settings;
+    let instance = Application::build(settings).await.expect("the second instance builds");
+    let address = format!("http://127.0.0.1:{}", instance.port());
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(instance.run_until(async {
+        let _ = stopped.await;
+    }));
+    // An empty directory of its own stands in for the database it does not own.
+    let not_owned = TestDatabase::Sqlite(tempfile::tempdir().expect("temp dir"));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        database_url: app.database_url.clone(),
+        _database: not_owned,
+        _shutdown: shutdown,
+    }
 }

@@ -1,0 +1,33 @@
+//! The MiniFigurine factory: takes orders from a queue and moves each one
+//! PENDING -> ACCEPTED -> IN_PRODUCTION -> SHIPPED through the public GraphQL API, as the
+//! FACTORY account. It is a client of the API, not of the server's internals: it knows the
+//! schema (`schema.graphql`) and the Redis stream's documented entry format, nothing else.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from the environment (one documented table), secrets redacted.
+//! - [`api`]: typed GraphQL operations generated from `schema.graphql`, the HTTP client,
+//!   token renewal, and what each `extensions.code` means to the factory.
+//! - [`status`]: pure rules: the next status to move an order to, and when.
+//! - [`source`]: where orders come from ([`OrderSource`]): the Redis stream
+//!   ([`RedisStreamSource`], the `factory` binary) or an in-process queue
+//!   ([`MemorySource`], or the server's own, in embedded mode).
+//! - [`worker`]: the [`Factory`] itself: bounded concurrency, pausing while the API is
+//!   unreachable, graceful shutdown.
+//! - [`telemetry`] sets up logging.
+//!
+//! # Embedding
+//!
+//! The server runs the same code in-process with [`run_with_source`], giving it its own
+//! [`OrderSource`] and [`WorkerSettings`] pointing at its own `/graphql`.
+
+pub mod api;
+pub mod config;
+pub mod source;
+pub mod status;
+pub mod telemetry;
+pub mod worker;
+
+pub use config::{RedisSettings, Secret, Settings, WorkerSettings};
+pub use source::{Delivery, MemorySource, OrderSource, RedisStreamSource};
+pub use worker::{Factory, run_with_source, shutdown_signal};

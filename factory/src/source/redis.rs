@@ -1,0 +1,494 @@
+//! Orders from the Redis stream `<prefix>orders` (contract, section 5): one entry per order
+//! with the field `order_id`, read by the consumer group `factory`.
+//!
+//! - Each process reads under its own consumer name (`hostname-pid-random`), so it never
+//!   has pending entries of a previous life to recover: those belong to a dead consumer and
+//!   come back through `XAUTOCLAIM` once idle longer than `FACTORY_CLAIM_IDLE_MS`.
+//! - Redis is a transport, not the record: it may restart empty at any moment, taking the
+//!   stream and the group with it. Every command that fails with `NOGROUP` re-creates the
+//!   group (`MKSTREAM`, from id `0`, so entries added before it are read too) and is tried
+//!   again. The clients reconnect on their own (a reconnect policy is set; fred does not
+//!   reconnect without one).
+//! - The blocking `XREADGROUP` runs on a connection of its own: fred pipelines commands
+//!   on one connection, and a blocked read would hold up every `XACK` and `XCLAIM` behind
+//!   it.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::Value;
+use fred::types::config::{Options, TcpConfig, UnresponsiveConfig};
+
+use super::{Delivery, OrderSource};
+use crate::config::RedisSettings;
+
+/// The consumer group every factory reads with (contract, section 5).
+pub const CONSUMER_GROUP: &str = "factory";
+/// The entry field that names the order (contract, section 5).
+pub const ORDER_ID_FIELD: &str = "order_id";
+
+/// How long one `XREADGROUP` waits for new entries: short, so that a shutdown or a pause
+/// never waits long for a read to come back.
+const BLOCK: Duration = Duration::from_secs(2);
+/// How long any other command may take before it counts as failed (Redis down).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Evaluates `$op` (a command's result); when Redis says the group (or the stream) is
+/// gone, re-creates the group and evaluates `$op` once more. (A macro: async closures
+/// borrowing `self` are not yet `Send` enough for `async_trait`.)
+macro_rules! with_group {
+    ($source:expr, $op:expr) => {
+        match $op {
+            Err(err) if mentions(&err, "NOGROUP") => match $source.regroup().await {
+                Ok(()) => $op,
+                Err(err) => Err(err),
+            },
+            other => other,
+        }
+    };
+}
+
+/// How long a command may go unanswered before its connection counts as dead; longer
+/// than any blocking read.
+const UNRESPONSIVE: Duration = Duration::from_secs(10);
+
+/// `release`: hand the order back as a new entry and drop the old one, atomically. Only
+/// when the old entry was still pending: if it was acknowledged meanwhile the order is
+/// final, and re-adding it would be a pointless delivery.
+const RELEASE_SCRIPT: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  return redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[4])
+end
+return false
+";
+
+/// `close`: forget this consumer, but only when it holds nothing (deleting a consumer
+/// drops its pending entries).
+const FORGET_CONSUMER_SCRIPT: &str = r"
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+";
+
+/// The Redis stream as an [`OrderSource`].
+pub struct RedisStreamSource {
+    /// Every command but the blocking read.
+    writer: Client,
+    /// The blocking `XREADGROUP` only.
+    reader: Client,
+    /// `<prefix>orders`.
+    stream: String,
+    /// Unique to this source (hostname-pid-random).
+    consumer: String,
+    /// Idle time after which another consumer's pending entry is taken over.
+    claim_idle: Duration,
+    /// Where the next `XAUTOCLAIM` scan starts (`0-0` begins a new pass).
+    claim_cursor: Mutex<String>,
+    /// Entries received and not yet acknowledged or released, so that a scan that finds
+    /// one of them (we were slow to `keep` it) does not hand it out twice.
+    held: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for RedisStreamSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStreamSource")
+            .field("stream", &self.stream)
+            .field("consumer", &self.consumer)
+            .field("claim_idle", &self.claim_idle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStreamSource {
+    /// Connects (in the background: Redis may come up later) and makes sure the group
+    /// exists when Redis already answers.
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let url = settings.redis_url.expose();
+        let source = RedisStreamSource {
+            writer: client(url)?,
+            reader: client(url)?,
+            stream: format!("{}orders", settings.redis_key_prefix),
+            consumer: consumer_name(),
+            claim_idle: settings.claim_idle(),
+            claim_cursor: Mutex::new("0-0".into()),
+            held: Mutex::new(HashSet::new()),
+        };
+        for client in [&source.writer, &source.reader] {
+            client.connect();
+        }
+        match tokio::time::timeout(COMMAND_TIMEOUT, source.writer.wait_for_connect()).await {
+            Ok(Ok(())) => {
+                if let Err(err) = source.ensure_group().await {
+                    tracing::warn!(error = %err, "could not create the consumer group yet; will retry");
+                }
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "Redis is not reachable yet; retrying in the background"),
+            Err(_) => tracing::warn!("Redis is not reachable yet; retrying in the background"),
+        }
+        tracing::info!(stream = %source.stream, consumer = %source.consumer, "reading orders from Redis");
+        Ok(source)
+    }
+
+    /// The stream key, `<prefix>orders`.
+    pub fn stream_key(&self) -> &str {
+        &self.stream
+    }
+
+    /// This source's consumer name in the group.
+    pub fn consumer_name(&self) -> &str {
+        &self.consumer
+    }
+
+    /// After the worker stopped: removes this consumer from the group when it holds
+    /// nothing (so that dead names do not pile up), then closes the connections.
+    pub async fn close(&self) {
+        let forgotten: Result<i64, Error> = self
+            .writer
+            .eval(FORGET_CONSUMER_SCRIPT, vec![self.stream.as_str()], vec![CONSUMER_GROUP, self.consumer.as_str()])
+            .await;
+        match forgotten {
+            Ok(-1) => {
+                tracing::info!(consumer = %self.consumer, "consumer still holds entries; leaving it for others to claim")
+            }
+            Ok(_) => tracing::debug!(consumer = %self.consumer, "consumer removed from the group"),
+            Err(err) => tracing::debug!(error = %err, "could not remove the consumer from the group"),
+        }
+        for client in [&self.reader, &self.writer] {
+            let _ = client.quit().await;
+        }
+    }
+
+    /// `XGROUP CREATE <stream> factory 0 MKSTREAM`; an existing group is fine.
+    async fn ensure_group(&self) -> Result<(), Error> {
+        match self.writer.xgroup_create::<Value, _, _, _>(&self.stream, CONSUMER_GROUP, "0", true).await {
+            Ok(_) => {
+                tracing::info!(stream = %self.stream, group = CONSUMER_GROUP, "created the consumer group");
+                Ok(())
+            }
+            Err(err) if mentions(&err, "BUSYGROUP") => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Re-creates the group after Redis said it (or the stream) is gone.
+    async fn regroup(&self) -> Result<(), Error> {
+        tracing::warn!(stream = %self.stream, "the consumer group is gone (Redis lost its data?); re-creating it");
+        self.ensure_group().await
+    }
+
+    /// Entries other consumers left pending for longer than the claim idle time.
+    async fn claim_abandoned(&self, max: usize) -> anyhow::Result<Vec<Delivery>> {
+        let start = self.claim_cursor.lock().expect("cursor lock").clone();
+        let idle_ms = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
+        let reply: Result<Value, Error> = with_group!(
+            self,
+            self.writer
+                .xautoclaim(
+                    &self.stream,
+                    CONSUMER_GROUP,
+                    &self.consumer,
+                    idle_ms,
+                    start.as_str(),
+                    Some(max as u64),
+                    false
+                )
+                .await
+        );
+        let reply = reply.with_context(|| format!("XAUTOCLAIM on {}", self.stream))?;
+        let (next, entries) =
+            parse_autoclaim(reply).with_context(|| format!("reading XAUTOCLAIM on {}", self.stream))?;
+        *self.claim_cursor.lock().expect("cursor lock") = next;
+        let held = self.held.lock().expect("held lock").clone();
+        let fresh: Vec<Entry> = entries.into_iter().filter(|entry| !held.contains(&entry.id)).collect();
+        let deliveries = self.usable(fresh).await;
+        for delivery in &deliveries {
+            tracing::info!(order_id = %delivery.order_id, entry = %delivery.id, "took over an order another factory left");
+        }
+        Ok(deliveries)
+    }
+
+    /// New entries, waiting up to `block` for some.
+    async fn read_new(&self, count: usize, block: Option<Duration>) -> anyhow::Result<Vec<Delivery>> {
+        let block_ms = block.map(|b| u64::try_from(b.as_millis()).unwrap_or(u64::MAX));
+        let options = Options { timeout: Some(block.unwrap_or_default() + COMMAND_TIMEOUT), ..Default::default() };
+        let reply: Result<Value, Error> = with_group!(
+            self,
+            self.reader
+                .with_options(&options)
+                .xreadgroup(CONSUMER_GROUP, &self.consumer, Some(count as u64), block_ms, false, &self.stream, ">")
+                .await
+        );
+        let reply = reply.with_context(|| format!("XREADGROUP on {}", self.stream))?;
+        let entries = parse_read(reply).with_context(|| format!("reading XREADGROUP on {}", self.stream))?;
+        Ok(self.usable(entries).await)
+    }
+
+    /// Entries as deliveries; an entry without an `order_id` can never be worked on, so it
+    /// is acknowledged (with a warning) rather than handed around forever.
+    async fn usable(&self, entries: Vec<Entry>) -> Vec<Delivery> {
+        let mut deliveries = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match entry.order_id {
+                Some(order_id) if !order_id.is_empty() => deliveries.push(Delivery { id: entry.id, order_id }),
+                _ => {
+                    tracing::warn!(entry = %entry.id, stream = %self.stream, "stream entry without an order_id; dropping it");
+                    if let Err(err) =
+                        self.writer.xack::<Value, _, _, _>(&self.stream, CONSUMER_GROUP, entry.id.as_str()).await
+                    {
+                        tracing::warn!(entry = %entry.id, error = %err, "could not acknowledge a broken entry");
+                    }
+                }
+            }
+        }
+        deliveries
+    }
+
+    fn forget(&self, delivery: &Delivery) {
+        self.held.lock().expect("held lock").remove(&delivery.id);
+    }
+}
+
+#[async_trait]
+impl OrderSource for RedisStreamSource {
+    async fn receive(&self, max: usize) -> anyhow::Result<Vec<Delivery>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut deliveries = self.claim_abandoned(max).await?;
+        if deliveries.len() < max {
+            // Do not wait for new entries when there is already work to hand out.
+            let block = deliveries.is_empty().then_some(BLOCK);
+            deliveries.extend(self.read_new(max - deliveries.len(), block).await?);
+        }
+        let mut held = self.held.lock().expect("held lock");
+        held.extend(deliveries.iter().map(|d| d.id.clone()));
+        Ok(deliveries)
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let acked: Result<Value, Error> =
+            with_group!(self, self.writer.xack(&self.stream, CONSUMER_GROUP, delivery.id.as_str()).await);
+        acked.with_context(|| format!("XACK {} on {}", delivery.id, self.stream))?;
+        self.forget(delivery);
+        Ok(())
+    }
+
+    async fn keep(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let claimed: Result<Value, Error> = with_group!(
+            self,
+            self.writer
+                .xclaim(
+                    &self.stream,
+                    CONSUMER_GROUP,
+                    &self.consumer,
+                    0,
+                    delivery.id.as_str(),
+                    None,
+                    None,
+                    None,
+                    false,
+                    true
+                )
+                .await
+        );
+        let claimed = claimed.with_context(|| format!("XCLAIM {} on {}", delivery.id, self.stream))?;
+        if claimed.into_array().is_empty() {
+            // Acknowledged by someone else, or lost with Redis: the order itself is safe in
+            // the database, and the final `ack` is harmless either way.
+            tracing::debug!(entry = %delivery.id, order_id = %delivery.order_id, "entry no longer pending");
+        }
+        Ok(())
+    }
+
+    async fn release(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let released: Result<Value, Error> = self
+            .writer
+            .eval(
+                RELEASE_SCRIPT,
+                vec![self.stream.as_str()],
+                vec![CONSUMER_GROUP, delivery.id.as_str(), ORDER_ID_FIELD, delivery.order_id.as_str()],
+            )
+            .await;
+        match released {
+            Ok(_) => {}
+            Err(err) if mentions(&err, "NOGROUP") => {
+                // Redis lost the stream and the entry with it; hand the order back anew so
+                // that it is not left to the server's redelivery alone.
+                self.ensure_group().await.with_context(|| format!("re-creating the group on {}", self.stream))?;
+                self.writer
+                    .xadd::<Value, _, _, _, _>(
+                        &self.stream,
+                        false,
+                        None,
+                        "*",
+                        vec![(ORDER_ID_FIELD, delivery.order_id.as_str())],
+                    )
+                    .await
+                    .with_context(|| format!("XADD order {} to {}", delivery.order_id, self.stream))?;
+            }
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context(format!("releasing {} on {}", delivery.id, self.stream)));
+            }
+        }
+        self.forget(delivery);
+        Ok(())
+    }
+}
+
+/// A client that reconnects forever, with commands that fail after a timeout instead of
+/// waiting for Redis to come back.
+fn client(url: &str) -> anyhow::Result<Client> {
+    let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
+    let client = Builder::from_config(config)
+        .with_connection_config(|connection| {
+            connection.connection_timeout = Duration::from_secs(3);
+            connection.internal_command_timeout = Duration::from_secs(3);
+            connection.tcp = TcpConfig { nodelay: Some(true), ..Default::default() };
+            // A connection that stops answering (a Redis host gone without a reset) is
+            // closed and reconnected rather than left to time out command after command.
+            connection.unresponsive = UnresponsiveConfig { max_timeout: Some(UNRESPONSIVE), ..Default::default() };
+        })
+        .with_performance_config(|performance| performance.default_command_timeout = COMMAND_TIMEOUT)
+        // 0 attempts = unlimited: 100 ms, doubling, at most 2 s between attempts.
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .build()
+        .context("building the Redis client")?;
+    Ok(client)
+}
+
+/// `hostname-pid-random`: unique per process, and per source within one process.
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "factory".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+fn mentions(err: &Error, code: &str) -> bool {
+    err.details().contains(code) || err.to_string().contains(code)
+}
+
+/// One stream entry as read; `order_id` is `None` when the entry has no such field (or
+/// was deleted from the stream while pending, which Redis 6.2 reports as nil fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    id: String,
+    order_id: Option<String>,
+}
+
+/// `XREADGROUP`: nil, or `[[stream, [entry...]]...]` (RESP2), or `{stream: [entry...]}`
+/// (RESP3).
+fn parse_read(reply: Value) -> anyhow::Result<Vec<Entry>> {
+    let per_stream: Vec<Value> = match reply {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(streams) => {
+            streams.into_iter().map(|stream| stream.into_array().into_iter().nth(1).unwrap_or(Value::Null)).collect()
+        }
+        Value::Map(map) => map.inner().into_values().collect(),
+        other => anyhow::bail!("unexpected reply {other:?}"),
+    };
+    per_stream.into_iter().flat_map(Value::into_array).map(parse_entry).collect()
+}
+
+/// `XAUTOCLAIM`: `[next, [entry...]]` (Redis 6.2) or `[next, [entry...], [deleted id...]]`
+/// (Redis 7; Redis already dropped those from the pending list).
+fn parse_autoclaim(reply: Value) -> anyhow::Result<(String, Vec<Entry>)> {
+    let mut parts = reply.into_array().into_iter();
+    let next = parts.next().and_then(|next| next.as_string()).context("no cursor in the reply")?;
+    let entries = parts
+        .next()
+        .map(Value::into_array)
+        .unwrap_or_default()
+        .into_iter()
+        .map(parse_entry)
+        .collect::<Result<_, _>>()?;
+    Ok((next, entries))
+}
+
+/// `[id, [field, value, ...]]`, `[id, {field: value}]` or `[id, nil]`.
+fn parse_entry(entry: Value) -> anyhow::Result<Entry> {
+    let mut parts = entry.into_array().into_iter();
+    let id = parts.next().and_then(|id| id.as_string()).context("a stream entry without an id")?;
+    let order_id = match parts.next() {
+        Some(Value::Map(map)) => map
+            .inner()
+            .into_iter()
+            .find(|(field, _)| field.as_str() == Some(ORDER_ID_FIELD))
+            .and_then(|(_, value)| value.as_string()),
+        Some(Value::Array(fields)) => fields
+            .chunks(2)
+            .find(|pair| pair[0].as_str().as_deref() == Some(ORDER_ID_FIELD))
+            .and_then(|pair| pair.get(1)?.as_string()),
+        _ => None,
+    };
+    Ok(Entry { id, order_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    fn entry(id: &str, fields: &[&str]) -> Value {
+        Value::Array(vec![s(id), Value::Array(fields.iter().map(|f| s(f)).collect())])
+    }
+
+    #[test]
+    fn a_read_with_nothing_new_is_empty() {
+        assert_eq!(parse_read(Value::Null).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_read_yields_each_entry_with_its_order_id() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            s("minifig:orders"),
+            Value::Array(vec![entry("1-0", &["order_id", "a"]), entry("2-0", &["other", "x", "order_id", "b"])]),
+        ])]);
+        assert_eq!(
+            parse_read(reply).unwrap(),
+            vec![
+                Entry { id: "1-0".into(), order_id: Some("a".into()) },
+                Entry { id: "2-0".into(), order_id: Some("b".into()) },
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_without_an_order_id_are_reported_as_such() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            s("k"),
+            Value::Array(vec![entry("1-0", &["something", "else"]), Value::Array(vec![s("2-0"), Value::Null])]),
+        ])]);
+        let entries = parse_read(reply).unwrap();
+        assert_eq!(entries.iter().map(|e| e.order_id.clone()).collect::<Vec<_>>(), vec![None, None]);
+    }
+
+    #[test]
+    fn autoclaim_replies_of_redis_6_and_7_both_parse() {
+        let claimed = Value::Array(vec![entry("5-0", &["order_id", "z"])]);
+        let six = Value::Array(vec![s("0-0"), claimed.clone()]);
+        let seven = Value::Array(vec![s("9-1"), claimed, Value::Array(vec![s("3-0")])]);
+        let expected = vec![Entry { id: "5-0".into(), order_id: Some("z".into()) }];
+        assert_eq!(parse_autoclaim(six).unwrap(), ("0-0".to_owned(), expected.clone()));
+        assert_eq!(parse_autoclaim(seven).unwrap(), ("9-1".to_owned(), expected));
+    }
+
+    #[test]
+    fn consumer_names_are_unique_and_name_the_process() {
+        let (one, two) = (consumer_name(), consumer_name());
+        assert_ne!(one, two);
+        assert!(one.contains(&format!("-{}-", std::process::id())), "{one}");
+    }
+}

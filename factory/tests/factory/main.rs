@@ -1,0 +1,8 @@
+//! Black-box tests of the factory against a real server (in-process, its own SQLite file)
+//! and the real Redis on 127.0.0.1:6379, each test under its own key prefix.
+
+mod fault;
+mod helpers;
+mod lifecycle;
+mod process;
+mod stream;

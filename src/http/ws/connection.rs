@@ -1,0 +1,467 @@
+//! One socket, from the upgrade to the close: the connection state machine of both
+//! subprotocols, its operations, its timers.
+//!
+//! Everything a socket does runs in the one task axum spawned for it: client messages,
+//! results of its operations, the init deadline or token expiry, keep-alives. Operations
+//! are polled in place (a [`SelectAll`] of their result streams) rather than each in a
+//! task of its own, so an idle subscription is a parked stream and nothing else, and a
+//! socket that cannot send (its client is slow) stops pulling results instead of queueing
+//! them: the event hub's bounded channels then overflow into a re-read from the database
+//! for that subscription alone, and nobody else waits.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Request, Response, ServerError};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, AbortHandle, BoxStream, SelectAll};
+use futures::{SinkExt, StreamExt};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+use tracing::Instrument;
+
+use super::credentials::Credential;
+use super::protocol::{ClientMessage, Malformed, Protocol, ServerMessage};
+use super::{CLOSE_GRACE, MAX_OPERATIONS_PER_SOCKET, MAX_OUTGOING_MESSAGE_BYTES, SEND_TIMEOUT};
+use crate::auth::Caller;
+use crate::graphql::AppSchema;
+use crate::services::tokens::{TokenError, TokenKeys};
+
+/// What a socket starts with, taken from the upgrade request and the settings.
+pub struct Setup {
+    pub protocol: Protocol,
+    pub schema: AppSchema,
+    /// To verify the token at `connection_init`; dropped once it is verified.
+    pub keys: TokenKeys,
+    /// The upgrade request's `Authorization` header, used when the init payload has none.
+    pub header: Credential,
+    pub init_timeout: Duration,
+    pub keepalive: Duration,
+}
+
+/// Serves one upgraded socket until it ends.
+pub async fn serve(mut socket: WebSocket, setup: Setup) {
+    let protocol = setup.protocol;
+    let span = tracing::debug_span!("websocket", protocol = protocol.name());
+    async move {
+        let mut connection = Connection::new(setup);
+        let end = connection.run(&mut socket).await;
+        // Operations end with the socket, whatever the close handshake does.
+        drop(connection);
+        match end {
+            End::Left => tracing::debug!("the client left"),
+            End::ClientClosed => {
+                // Lets tungstenite write its answer to the client's close frame.
+                let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+                tracing::debug!("the client closed the socket");
+            }
+            End::TooSlow => tracing::info!("closed a WebSocket whose client does not read what it is sent"),
+            End::Fatal(fatal) => {
+                tracing::debug!(code = fatal.code(), reason = %fatal.reason(), "closing the socket");
+                close(&mut socket, protocol, &fatal).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Why a socket ends.
+#[derive(Debug)]
+enum End {
+    /// The connection is gone (or the legacy client said `connection_terminate`).
+    Left,
+    /// The client sent a close frame.
+    ClientClosed,
+    /// A message could not be handed to the kernel within [`SEND_TIMEOUT`]: the client is
+    /// not reading. Nothing more can be written, so the socket is just dropped.
+    TooSlow,
+    /// The server closes the socket with a code.
+    Fatal(Fatal),
+}
+
+/// The reasons the server closes a socket, each with its close code. The 44xx codes are
+/// graphql-transport-ws's; the legacy protocol has none of its own, so it gets the same
+/// codes, after a `connection_error` message that its clients understand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fatal {
+    /// 4400: a message the subprotocol does not define, or not well-formed.
+    Malformed(String),
+    /// 4401: an operation before `connection_init`.
+    Unauthorized,
+    /// 4403: the token at `connection_init` is bad.
+    Forbidden(TokenError),
+    /// 4403: the socket's token has expired; the client logs in again, reconnects and
+    /// resumes with `afterVersion`.
+    TokenExpired,
+    /// 4408: no `connection_init` in time.
+    InitTimeout,
+    /// 4409: an operation id that is already running.
+    DuplicateId(String),
+    /// 4429: a second `connection_init`.
+    TooManyInits,
+    /// 1009: a message over the size limit.
+    MessageTooBig,
+    /// 1002: broken WebSocket framing (unmasked frames, bad UTF-8 in a text frame, …).
+    FramingError,
+}
+
+impl Fatal {
+    fn code(&self) -> u16 {
+        match self {
+            Fatal::Malformed(_) => 4400,
+            Fatal::Unauthorized => 4401,
+            Fatal::Forbidden(_) | Fatal::TokenExpired => 4403,
+            Fatal::InitTimeout => 4408,
+            Fatal::DuplicateId(_) => 4409,
+            Fatal::TooManyInits => 4429,
+            Fatal::MessageTooBig => 1009,
+            Fatal::FramingError => 1002,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Fatal::Malformed(why) => why.clone(),
+            Fatal::Unauthorized => "Unauthorized".into(),
+            Fatal::Forbidden(TokenError::Expired) => "Forbidden: token expired".into(),
+            Fatal::Forbidden(TokenError::Invalid) => "Forbidden: token invalid".into(),
+            Fatal::TokenExpired => "Token expired".into(),
+            Fatal::InitTimeout => "Connection initialisation timeout".into(),
+            Fatal::DuplicateId(id) => format!("Subscriber for {id} already exists"),
+            Fatal::TooManyInits => "Too many initialisation requests".into(),
+            Fatal::MessageTooBig => "Message too big".into(),
+            Fatal::FramingError => "WebSocket protocol error".into(),
+        }
+    }
+
+    /// Whether this is about GraphQL (and so worth a legacy `connection_error`) rather
+    /// than about WebSocket framing.
+    fn is_graphql_level(&self) -> bool {
+        !matches!(self, Fatal::MessageTooBig | Fatal::FramingError)
+    }
+}
+
+/// What the deadline timer means at the moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// `connection_init` must arrive before it.
+    Init,
+    /// The token expires then.
+    TokenExpiry,
+}
+
+/// One running operation.
+struct Running {
+    /// Tells this operation's results from those of an earlier one under the same id.
+    generation: u64,
+    abort: AbortHandle,
+    /// Whether a result was sent: an error before any is sent as `error`, not `next`.
+    answered: bool,
+}
+
+/// What an operation's stream yields: `(id, generation, Some(result))`, then once
+/// `(id, generation, None)` when it ends by itself.
+type Item = (Arc<str>, u64, Option<Response>);
+
+struct Connection {
+    protocol: Protocol,
+    schema: AppSchema,
+    /// Until `connection_init`: the keys and the header's credential. `None` once the
+    /// connection is acknowledged.
+    pending: Option<(TokenKeys, Credential)>,
+    caller: Caller,
+    operations: HashMap<String, Running>,
+    results: SelectAll<BoxStream<'static, Item>>,
+    next_generation: u64,
+    /// The init deadline, then the token's expiry (one timer per socket).
+    deadline: Pin<Box<Sleep>>,
+    deadline_means: Option<Deadline>,
+    keepalive: Interval,
+}
+
+impl Connection {
+    fn new(setup: Setup) -> Self {
+        let mut keepalive = tokio::time::interval_at(Instant::now() + setup.keepalive, setup.keepalive);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Connection {
+            protocol: setup.protocol,
+            schema: setup.schema,
+            pending: Some((setup.keys, setup.header)),
+            caller: Caller::Anonymous,
+            operations: HashMap::new(),
+            results: SelectAll::new(),
+            next_generation: 0,
+            deadline: Box::pin(tokio::time::sleep(setup.init_timeout)),
+            deadline_means: Some(Deadline::Init),
+            keepalive,
+        }
+    }
+
+    /// Serves the socket until it ends. The order of the branches is deliberate: the
+    /// deadline (init timeout, token expiry) is never postponed; results go before new
+    /// client messages, so that a new operation is polled (and, for `myOrderEvents`,
+    /// registered with the event hub) before anything the client sent after it is
+    /// handled: a `pong` received after a `subscribe` means the subscription is live.
+    async fn run(&mut self, socket: &mut WebSocket) -> End {
+        loop {
+            let acknowledged = self.pending.is_none();
+            let step = tokio::select! {
+                biased;
+                () = &mut self.deadline, if self.deadline_means.is_some() => Err(End::Fatal(
+                    match self.deadline_means {
+                        Some(Deadline::TokenExpiry) => Fatal::TokenExpired,
+                        _ => Fatal::InitTimeout,
+                    },
+                )),
+                Some((id, generation, result)) = self.results.next() => {
+                    self.on_result(socket, id, generation, result).await
+                }
+                message = socket.recv() => self.on_client(socket, message).await,
+                _ = self.keepalive.tick(), if acknowledged => {
+                    send(socket, self.protocol, ServerMessage::KeepAlive).await
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn on_client(
+        &mut self,
+        socket: &mut WebSocket,
+        message: Option<Result<Message, axum::Error>>,
+    ) -> Result<(), End> {
+        match message {
+            None => Err(End::Left),
+            Some(Err(err)) => Err(read_error(&err)),
+            Some(Ok(Message::Text(text))) => match ClientMessage::parse(self.protocol, text.as_str()) {
+                Ok(message) => self.on_message(socket, message).await,
+                Err(Malformed(why)) => Err(End::Fatal(Fatal::Malformed(why))),
+            },
+            Some(Ok(Message::Binary(_))) => {
+                Err(End::Fatal(Fatal::Malformed("Invalid message: binary frames are not part of the protocol".into())))
+            }
+            // WebSocket-level pings are answered by tungstenite itself.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            Some(Ok(Message::Close(_))) => Err(End::ClientClosed),
+        }
+    }
+
+    async fn on_message(&mut self, socket: &mut WebSocket, message: ClientMessage) -> Result<(), End> {
+        match message {
+            ClientMessage::ConnectionInit { payload } => {
+                let Some((keys, header)) = self.pending.take() else {
+                    return Err(End::Fatal(Fatal::TooManyInits));
+                };
+                let credential = Credential::from_init_payload(payload.as_ref()).or(header);
+                let (caller, expires_at) =
+                    credential.authenticate(&keys).map_err(|err| End::Fatal(Fatal::Forbidden(err)))?;
+                self.caller = caller;
+                self.arm_expiry(expires_at);
+                self.keepalive.reset();
+                send(socket, self.protocol, ServerMessage::ConnectionAck).await?;
+                if self.protocol == Protocol::LegacyWs {
+                    // subscriptions-transport-ws clients start their keep-alive watch on
+                    // the first `ka`, so it follows the ack at once.
+                    send(socket, self.protocol, ServerMessage::KeepAlive).await?;
+                }
+                Ok(())
+            }
+            ClientMessage::Ping { payload } => {
+                send(socket, self.protocol, ServerMessage::Pong { payload: payload.as_ref() }).await
+            }
+            ClientMessage::Pong => Ok(()),
+            ClientMessage::Subscribe { id, request } => {
+                if self.pending.is_some() {
+                    return Err(End::Fatal(Fatal::Unauthorized));
+                }
+                if self.operations.contains_key(&id) {
+                    return Err(End::Fatal(Fatal::DuplicateId(id)));
+                }
+                if self.operations.len() >= MAX_OPERATIONS_PER_SOCKET {
+                    let error = bad_input(format!(
+                        "too many operations on one connection (at most {MAX_OPERATIONS_PER_SOCKET}); complete some first or open another connection"
+                    ));
+                    return send(socket, self.protocol, ServerMessage::Error { id: &id, errors: &[error] }).await;
+                }
+                self.start(id, *request);
+                Ok(())
+            }
+            ClientMessage::Complete { id } => {
+                if let Some(operation) = self.operations.remove(&id) {
+                    operation.abort.abort();
+                }
+                Ok(())
+            }
+            ClientMessage::Terminate => Err(End::Left),
+        }
+    }
+
+    /// Closes the socket when the token expires, whatever the client is doing.
+    fn arm_expiry(&mut self, expires_at: Option<DateTime<Utc>>) {
+        match expires_at {
+            Some(at) => {
+                let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                self.deadline.as_mut().reset(Instant::now() + left);
+                self.deadline_means = Some(Deadline::TokenExpiry);
+            }
+            None => self.deadline_means = None,
+        }
+    }
+
+    fn start(&mut self, id: String, request: Request) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let key: Arc<str> = Arc::from(id.as_str());
+        let end = (key.clone(), generation, None);
+        let results = self
+            .schema
+            .execute_stream(request.data(self.caller.clone()))
+            .map(move |result| (key.clone(), generation, Some(result)))
+            .chain(stream::once(futures::future::ready(end)));
+        let (results, abort) = stream::abortable(results);
+        self.results.push(results.boxed());
+        self.operations.insert(id, Running { generation, abort, answered: false });
+    }
+
+    async fn on_result(
+        &mut self,
+        socket: &mut WebSocket,
+        id: Arc<str>,
+        generation: u64,
+        result: Option<Response>,
+    ) -> Result<(), End> {
+        let Some(operation) = self.operations.get_mut(&*id).filter(|op| op.generation == generation) else {
+            // Stopped by the client meanwhile.
+            return Ok(());
+        };
+        let Some(response) = result else {
+            self.operations.remove(&*id);
+            return send(socket, self.protocol, ServerMessage::Complete { id: &id }).await;
+        };
+        // Failed before producing anything (parse, validation, NOT_FOUND at subscribe…):
+        // one `error` message, and no `complete` after it.
+        let failed_before_any_result =
+            !operation.answered && response.data == async_graphql::Value::Null && !response.errors.is_empty();
+        operation.answered = true;
+        let text = if failed_before_any_result {
+            None
+        } else {
+            Some(ServerMessage::Next { id: &id, payload: &response }.render(self.protocol))
+                .filter(|text| text.len() <= MAX_OUTGOING_MESSAGE_BYTES)
+        };
+        match text {
+            Some(text) => send_text(socket, text).await,
+            None => {
+                if let Some(operation) = self.operations.remove(&*id) {
+                    operation.abort.abort();
+                }
+                let too_large;
+                let errors = if failed_before_any_result {
+                    &response.errors[..]
+                } else {
+                    too_large = [bad_input(format!(
+                        "the result is larger than {} KiB, too large to send over the WebSocket; run this operation over HTTP",
+                        MAX_OUTGOING_MESSAGE_BYTES / 1024
+                    ))];
+                    &too_large[..]
+                };
+                send(socket, self.protocol, ServerMessage::Error { id: &id, errors }).await
+            }
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, protocol: Protocol, message: ServerMessage<'_>) -> Result<(), End> {
+    send_text(socket, message.render(protocol)).await
+}
+
+/// Sends one message and waits until the kernel has it: at most one message per socket is
+/// ever buffered in user space. A client that reads nothing for [`SEND_TIMEOUT`] is
+/// dropped rather than buffered for.
+async fn send_text(socket: &mut WebSocket, text: String) -> Result<(), End> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Left),
+        Err(_) => Err(End::TooSlow),
+    }
+}
+
+/// A `BAD_USER_INPUT` error not tied to a field.
+fn bad_input(message: String) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+    error
+}
+
+/// What a failed read means. axum hides tungstenite's error type (of a version this crate
+/// does not depend on), so its message is what tells them apart; the tests pin both.
+fn read_error(err: &axum::Error) -> End {
+    let text = err.to_string();
+    if text.starts_with("Space limit exceeded") {
+        End::Fatal(Fatal::MessageTooBig)
+    } else if text.starts_with("WebSocket protocol error") || text.starts_with("UTF-8 encoding error") {
+        End::Fatal(Fatal::FramingError)
+    } else {
+        End::Left
+    }
+}
+
+/// Closes with `fatal`'s code (a legacy client is told why in a `connection_error` first),
+/// then waits briefly for the client's close frame: dropping the connection at once could
+/// reset it before the client has read ours.
+async fn close(socket: &mut WebSocket, protocol: Protocol, fatal: &Fatal) {
+    let reason = fatal.reason();
+    if protocol == Protocol::LegacyWs && fatal.is_graphql_level() {
+        let message = ServerMessage::ConnectionError { message: &reason }.render(protocol);
+        if tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Text(message.into()))).await.is_err() {
+            return;
+        }
+    }
+    let frame = CloseFrame { code: fatal.code(), reason: close_reason(&reason).into() };
+    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await {
+        let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = socket.recv().await {} }).await;
+    }
+}
+
+/// A close frame's reason is at most 123 bytes (RFC 6455 section 5.5: 125 with the code).
+fn close_reason(reason: &str) -> &str {
+    const MAX: usize = 123;
+    if reason.len() <= MAX {
+        return reason;
+    }
+    let mut end = MAX;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes_follow_graphql_transport_ws() {
+        assert_eq!(Fatal::Malformed("x".into()).code(), 4400);
+        assert_eq!(Fatal::Unauthorized.code(), 4401);
+        assert_eq!(Fatal::Forbidden(TokenError::Invalid).code(), 4403);
+        assert_eq!(Fatal::TokenExpired.code(), 4403);
+        assert_eq!(Fatal::InitTimeout.code(), 4408);
+        assert_eq!(Fatal::DuplicateId("a".into()).reason(), "Subscriber for a already exists");
+        assert_eq!(Fatal::DuplicateId("a".into()).code(), 4409);
+        assert_eq!(Fatal::TooManyInits.code(), 4429);
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= 123 && long.starts_with(cut) && cut.len() >= 121);
+    }
+}
