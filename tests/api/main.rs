@@ -11,6 +11,7 @@ mod http;
 mod orders;
 mod pipeline;
 mod rest;
+mod scale_out;
 mod schema;
 mod status;
 mod subscriptions;

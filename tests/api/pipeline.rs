@@ -112,13 +112,13 @@ async fn an_order_that_redis_forgot_is_handed_out_again_until_it_is_final() {
 
 /// A Redis server of the test's own, so that it can be killed and restarted empty without
 /// disturbing other tests.
-struct PrivateRedis {
+pub struct PrivateRedis {
     port: u16,
     child: Child,
 }
 
 impl PrivateRedis {
-    fn start_on(port: u16) -> Self {
+    pub fn start_on(port: u16) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -128,16 +128,24 @@ impl PrivateRedis {
         PrivateRedis { port, child }
     }
 
-    fn start() -> Self {
+    pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         Self::start_on(port)
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn kill(&mut self) {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn wait_until_up(url: &str) {
+        wait_for_redis(url).await;
+    }
+
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
