@@ -129,7 +129,13 @@ impl Application {
             shutdown.await;
             let _ = stop_factory.send(());
         };
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("server failed")
+        // Small GraphQL responses and WebSocket events must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.context("server failed")
     }
 }
 

@@ -41,6 +41,8 @@ impl RedisBus {
         builder
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .with_connection_config(|c| {
+                // Status events are small and latency-bound: no Nagle delay on them.
+                c.tcp = fred::types::config::TcpConfig { nodelay: Some(true), ..Default::default() };
                 c.connection_timeout = COMMAND_TIMEOUT;
                 c.internal_command_timeout = COMMAND_TIMEOUT;
             })
