@@ -519,6 +519,15 @@ async fn a_second_connection_init_closes_with_4429() {
 }
 
 #[tokio::test]
+async fn connection_terminate_closes_a_legacy_socket_normally() {
+    let app = spawn_app().await;
+    let mut client = WsClient::connect(&app, LEGACY).await;
+    client.init(Value::Null).await;
+    client.send(json!({"type": "connection_terminate"})).await;
+    assert_eq!(client.closed().await, (1000, "Normal Closure".to_owned()));
+}
+
+#[tokio::test]
 async fn a_message_over_64_kib_closes_with_1009() {
     let app = spawn_app().await;
     let mut client = WsClient::connect(&app, TRANSPORT).await;

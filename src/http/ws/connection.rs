@@ -58,9 +58,14 @@ pub async fn serve(mut socket: WebSocket, setup: Setup) {
                 tracing::debug!("the client closed the socket");
             }
             End::TooSlow => tracing::info!("closed a WebSocket whose client does not read what it is sent"),
+            End::Terminated => close(&mut socket, 1000, "Normal Closure", None).await,
             End::Fatal(fatal) => {
-                tracing::debug!(code = fatal.code(), reason = %fatal.reason(), "closing the socket");
-                close(&mut socket, protocol, &fatal).await;
+                let reason = fatal.reason();
+                tracing::debug!(code = fatal.code(), %reason, "closing the socket");
+                // A legacy client is told why in a `connection_error` first.
+                let tell = (protocol == Protocol::LegacyWs && fatal.is_graphql_level())
+                    .then(|| ServerMessage::ConnectionError { message: &reason }.render(protocol));
+                close(&mut socket, fatal.code(), &reason, tell).await;
             }
         }
     }
@@ -71,8 +76,10 @@ pub async fn serve(mut socket: WebSocket, setup: Setup) {
 /// Why a socket ends.
 #[derive(Debug)]
 enum End {
-    /// The connection is gone (or the legacy client said `connection_terminate`).
+    /// The connection is gone.
     Left,
+    /// The legacy client said `connection_terminate`: a normal close.
+    Terminated,
     /// The client sent a close frame.
     ClientClosed,
     /// A message could not be handed to the kernel within [`SEND_TIMEOUT`]: the client is
@@ -201,10 +208,11 @@ impl Connection {
     }
 
     /// Serves the socket until it ends. The order of the branches is deliberate: the
-    /// deadline (init timeout, token expiry) is never postponed; results go before new
-    /// client messages, so that a new operation is polled (and, for `myOrderEvents`,
-    /// registered with the event hub) before anything the client sent after it is
-    /// handled: a `pong` received after a `subscribe` means the subscription is live.
+    /// deadline (init timeout, token expiry) is never postponed, and results go before
+    /// new client messages, so that a new operation is polled before anything the client
+    /// sent after it is handled. An operation that registers with the event hub without
+    /// waiting on the database (`myOrderEvents`) is therefore live once the client has the
+    /// result of any operation it sent afterwards; the tests use that as a barrier.
     async fn run(&mut self, socket: &mut WebSocket) -> End {
         loop {
             let acknowledged = self.pending.is_none();
@@ -297,7 +305,7 @@ impl Connection {
                 }
                 Ok(())
             }
-            ClientMessage::Terminate => Err(End::Left),
+            ClientMessage::Terminate => Err(End::Terminated),
         }
     }
 
@@ -411,18 +419,15 @@ fn read_error(err: &axum::Error) -> End {
     }
 }
 
-/// Closes with `fatal`'s code (a legacy client is told why in a `connection_error` first),
-/// then waits briefly for the client's close frame: dropping the connection at once could
-/// reset it before the client has read ours.
-async fn close(socket: &mut WebSocket, protocol: Protocol, fatal: &Fatal) {
-    let reason = fatal.reason();
-    if protocol == Protocol::LegacyWs && fatal.is_graphql_level() {
-        let message = ServerMessage::ConnectionError { message: &reason }.render(protocol);
-        if tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Text(message.into()))).await.is_err() {
-            return;
-        }
+/// Sends `first` if any, then closes with `code`, then waits briefly for the client's close
+/// frame: dropping the connection at once could reset it before the client has read ours.
+async fn close(socket: &mut WebSocket, code: u16, reason: &str, first: Option<String>) {
+    if let Some(message) = first
+        && !matches!(tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Text(message.into()))).await, Ok(Ok(())))
+    {
+        return;
     }
-    let frame = CloseFrame { code: fatal.code(), reason: close_reason(&reason).into() };
+    let frame = CloseFrame { code, reason: close_reason(reason).into() };
     if let Ok(Ok(())) = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await {
         let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = socket.recv().await {} }).await;
     }

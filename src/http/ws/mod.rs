@@ -6,8 +6,8 @@
 //! `graphql-ws` (subscriptions-transport-ws: GraphQL Playground). When a client offers
 //! both, `graphql-transport-ws` wins. A client that names no subprotocol at all (a
 //! hand-rolled one, `websocat`) gets `graphql-transport-ws`; one that names only others is
-//! refused with 400 before the upgrade, since a WebSocket client must fail a handshake
-//! whose answer names none of the subprotocols it offered anyway.
+//! refused with 400 before the upgrade: browsers (and tungstenite) fail a handshake whose
+//! answer names none of the subprotocols they offered anyway, and a 400 says why.
 //!
 //! The protocols are implemented here rather than with async-graphql's handler, whose
 //! close codes differ from the graphql-transport-ws specification (it closes a missing
