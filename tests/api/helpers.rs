@@ -51,6 +51,31 @@ pub struct TestApp {
     pub database_url: String,
     _database: TestDatabase,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+    /// The Redis keys this test's server created, removed after the test.
+    _redis: Option<RedisKeys>,
+}
+
+/// The keys under one test's prefix: the orders stream is the only key the service creates
+/// (status events travel on a channel, which is no key).
+struct RedisKeys(String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let key = format!("{}orders", self.0);
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                use fred::prelude::*;
+                let Ok(config) = Config::from_url(&test_redis_url()) else { return };
+                let Ok(client) = Builder::from_config(config).build() else { return };
+                if client.init().await.is_ok() {
+                    let _: Result<i64, _> = client.del(key).await;
+                    let _ = client.quit().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
 }
 
 fn uses_sqlite() -> bool {
@@ -113,7 +138,14 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    TestApp { address, client: reqwest::Client::new(), database_url, _database: database, _shutdown: shutdown }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        database_url,
+        _database: database,
+        _shutdown: shutdown,
+        _redis: None,
+    }
 }
 
 /// A registered customer.
@@ -351,7 +383,9 @@ pub async fn spawn_app_on_redis(extra: &[&str]) -> (TestApp, String) {
     let url = test_redis_url();
     let mut args = vec!["--redis-url", url.as_str(), "--redis-key-prefix", prefix.as_str()];
     args.extend_from_slice(extra);
-    (spawn_app_with(&args).await, prefix)
+    let mut app = spawn_app_with(&args).await;
+    app._redis = Some(RedisKeys(prefix.clone()));
+    (app, prefix)
 }
 
 /// A second server beside `app`, as a load balancer would run it: the same database and
@@ -385,5 +419,6 @@ pub async fn spawn_second_instance(app: &TestApp, prefix: &str) -> TestApp {
         database_url: app.database_url.clone(),
         _database: not_owned,
         _shutdown: shutdown,
+        _redis: None,
     }
 }
