@@ -106,6 +106,12 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns the server with extra command-line settings, e.g. `&["--app-env", "production"]`.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let (database_url, database) = create_database().await;
+    start_server(database_url, database, extra).await
+}
+
+/// Builds and starts a server on `database_url` with the test settings and `extra`; the
+/// returned app holds `database` (dropped with it) and stops the server when dropped.
+async fn start_server(database_url: String, database: TestDatabase, extra: &[&str]) -> TestApp {
     let mut args = vec![
         "minifig",
         "--database-url",
@@ -393,32 +399,8 @@ pub async fn spawn_app_on_redis(extra: &[&str]) -> (TestApp, String) {
 /// dropping this instance leaves it alone.
 pub async fn spawn_second_instance(app: &TestApp, prefix: &str) -> TestApp {
     let url = test_redis_url();
-    #[rustfmt::skip]
-    let args = [
-        "minifig", "--database-url", &app.database_url, "--host", "127.0.0.1", "--port", "0",
-        "--jwt-secret", JWT_SECRET, "--factory-username", FACTORY_USERNAME, "--factory-password", FACTORY_PASSWORD,
-        "--redis-url", url.as_str(), "--redis-key-prefix", prefix,
-    ];
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: Settings,
-    }
-    let settings = Cli::try_parse_from(args).expect("test settings").settings;
-    let instance = Application::build(settings).await.expect("the second instance builds");
-    let address = format!("http://127.0.0.1:{}", instance.port());
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(instance.run_until(async {
-        let _ = stopped.await;
-    }));
     // An empty directory of its own stands in for the database it does not own.
     let not_owned = TestDatabase::Sqlite(tempfile::tempdir().expect("temp dir"));
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        database_url: app.database_url.clone(),
-        _database: not_owned,
-        _shutdown: shutdown,
-        _redis: None,
-    }
+    start_server(app.database_url.clone(), not_owned, &["--redis-url", url.as_str(), "--redis-key-prefix", prefix])
+        .await
 }
