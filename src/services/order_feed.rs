@@ -12,8 +12,8 @@ use futures::Stream;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+use crate::bus::EventHub;
 use crate::bus::hub::HubMessage;
-use crate::bus::{EventHub, StatusEvent};
 use crate::db;
 use crate::error::AppError;
 use crate::services::orders::{Order, OrderEvent};
@@ -50,7 +50,7 @@ pub fn order_status(
         loop {
             let missed = match live.recv().await {
                 HubMessage::Event(event) if event.version <= last => continue,
-                HubMessage::Event(event) if event.version == last + 1 => vec![from_bus(&event)],
+                HubMessage::Event(event) if event.version == last + 1 => vec![OrderEvent::from(&*event)],
                 HubMessage::Event(_) | HubMessage::Resync => events_after(&db, order.id, last).await?,
             };
             for event in missed {
@@ -83,7 +83,7 @@ pub fn user_events(
             let missed = match live.recv().await {
                 HubMessage::Event(event) => match last.get(&event.order_id) {
                     Some(&seen) if event.version <= seen => continue,
-                    Some(&seen) if event.version == seen + 1 => vec![from_bus(&event)],
+                    Some(&seen) if event.version == seen + 1 => vec![OrderEvent::from(&*event)],
                     // First sighting since the subscription began, or a gap: take this
                     // order's events since then from the record.
                     _ => order_events_since(&db, event.order_id, since).await?,
@@ -101,24 +101,8 @@ pub fn user_events(
     }
 }
 
-fn from_bus(event: &StatusEvent) -> OrderEvent {
-    OrderEvent {
-        order_id: event.order_id,
-        status: event.status,
-        version: event.version,
-        at: event.at,
-        note: event.note.clone(),
-    }
-}
-
 async fn events_after(db: &DatabaseConnection, order_id: Uuid, version: i32) -> Result<Vec<OrderEvent>, AppError> {
-    let rows = order_event::Entity::find()
-        .filter(order_event::Column::OrderId.eq(order_id))
-        .filter(order_event::Column::Version.gt(version))
-        .order_by_asc(order_event::Column::Version)
-        .all(db)
-        .await?;
-    rows.into_iter().map(to_event).collect()
+    events_of(db, order_id, order_event::Column::Version.gt(version)).await
 }
 
 async fn order_events_since(
@@ -126,13 +110,22 @@ async fn order_events_since(
     order_id: Uuid,
     since: DateTime<Utc>,
 ) -> Result<Vec<OrderEvent>, AppError> {
+    events_of(db, order_id, order_event::Column::At.gte(since)).await
+}
+
+/// One order's events that match `condition`, version ascending.
+async fn events_of(
+    db: &DatabaseConnection,
+    order_id: Uuid,
+    condition: sea_orm::sea_query::SimpleExpr,
+) -> Result<Vec<OrderEvent>, AppError> {
     let rows = order_event::Entity::find()
         .filter(order_event::Column::OrderId.eq(order_id))
-        .filter(order_event::Column::At.gte(since))
+        .filter(condition)
         .order_by_asc(order_event::Column::Version)
         .all(db)
         .await?;
-    rows.into_iter().map(to_event).collect()
+    rows.into_iter().map(OrderEvent::try_from).collect()
 }
 
 async fn user_events_since(
@@ -159,18 +152,5 @@ async fn user_events_since(
         .order_by_asc(order_event::Column::Version)
         .all(db)
         .await?;
-    rows.into_iter().map(to_event).collect()
-}
-
-fn to_event(row: order_event::Model) -> Result<OrderEvent, AppError> {
-    Ok(OrderEvent {
-        order_id: row.order_id,
-        status: row
-            .status
-            .parse()
-            .map_err(|err| AppError::Internal(anyhow::Error::new(err).context("stored status")))?,
-        version: row.version,
-        at: row.at,
-        note: row.note,
-    })
+    rows.into_iter().map(OrderEvent::try_from).collect()
 }

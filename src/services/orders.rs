@@ -74,6 +74,32 @@ pub struct OrderEvent {
     pub note: Option<String>,
 }
 
+impl TryFrom<order_event::Model> for OrderEvent {
+    type Error = AppError;
+
+    fn try_from(row: order_event::Model) -> Result<Self, AppError> {
+        Ok(OrderEvent {
+            order_id: row.order_id,
+            status: parse_status(&row.status)?,
+            version: row.version,
+            at: row.at,
+            note: row.note,
+        })
+    }
+}
+
+impl From<&StatusEvent> for OrderEvent {
+    fn from(event: &StatusEvent) -> Self {
+        OrderEvent {
+            order_id: event.order_id,
+            status: event.status,
+            version: event.version,
+            at: event.at,
+            note: event.note.clone(),
+        }
+    }
+}
+
 /// A validated `placeOrder` request.
 #[derive(Debug, Clone)]
 pub struct PlaceOrder {
@@ -397,13 +423,7 @@ pub async fn history_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashM
         .await?;
     let mut by_order: HashMap<Uuid, Vec<OrderEvent>> = HashMap::new();
     for row in rows {
-        by_order.entry(row.order_id).or_default().push(OrderEvent {
-            order_id: row.order_id,
-            status: parse_status(&row.status)?,
-            version: row.version,
-            at: row.at,
-            note: row.note,
-        });
+        by_order.entry(row.order_id).or_default().push(OrderEvent::try_from(row)?);
     }
     Ok(by_order)
 }
