@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::bus::in_process::{InProcessBus, OrderQueue, QueueSource};
-use crate::bus::outbox::{OutboxSignal, Relay};
+use crate::bus::outbox::Relay;
 use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, EventHub, redelivery};
 use crate::config::Settings;
@@ -18,6 +18,8 @@ use crate::domain::{Password, Username};
 use crate::graphql::build_schema;
 use crate::http::{HttpState, router};
 use crate::services::accounts;
+use crate::services::catalog::Catalog;
+use crate::services::feed_reads::FeedReads;
 use crate::services::login_throttle::LoginThrottle;
 use crate::services::passwords::PasswordHasher;
 use crate::services::tokens::TokenKeys;
@@ -45,6 +47,8 @@ impl Application {
         }
         let db = db::connect(settings.database_url.expose()).await?;
         db::migrate(&db).await?;
+        let catalog = Catalog::load(&db).await.map_err(|err| anyhow::anyhow!("failed to read the catalog: {err:?}"))?;
+        tokio::spawn(catalog.clone().keep_fresh(db.clone()));
         let hasher = PasswordHasher::new(hashing_workers())?;
         let embedded = settings.runs_embedded_factory()?;
         let factory_account = factory_account(&settings, embedded)?;
@@ -61,15 +65,17 @@ impl Application {
                 Arc::new(bus)
             }
         };
-        let outbox = OutboxSignal::default();
-        tokio::spawn(Relay::new(db.clone(), bus.clone(), outbox.clone()).run());
+        let (relay, outbox) = Relay::new(db.clone(), bus.clone());
+        tokio::spawn(relay.run());
         tokio::spawn(redelivery::run(
             db.clone(),
             std::time::Duration::from_secs(settings.order_redeliver_secs),
             outbox.clone(),
         ));
         let state = AppState {
+            feed_reads: FeedReads::start(db.clone()),
             db,
+            catalog,
             bus,
             outbox,
             hub,
@@ -173,11 +179,11 @@ fn loopback_address(host: &str, port: u16) -> String {
     }
 }
 
-/// Hashes running at once: one per core but one, so that a login flood always leaves a
-/// core to the async executor and every other request stays fast (measured by
-/// `benches/login_flood.rs`), and never fewer than one.
+/// Hashing threads: one per core. They run at a lower priority than the executor (see
+/// [`crate::services::passwords`]), so a login storm uses every core without slowing
+/// other requests (measured by the load suite's `logins` scenario).
 fn hashing_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// SIGINT or SIGTERM: the same signals the factory stops on (it is embedded here too).

@@ -9,6 +9,9 @@ use uuid::Uuid;
 
 mod m20261124_000001_initial;
 mod m20261124_000002_outbox;
+mod m20261201_000003_catalog_notify;
+
+pub use m20261201_000003_catalog_notify::CATALOG_CHANNEL;
 
 /// Namespace of the deterministic (UUID v5) ids of the seeded catalog: a figurine's id is
 /// `Uuid::new_v5(&CATALOG_NAMESPACE, sku.as_bytes())`, a package's id is
@@ -27,6 +30,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_initial::Migration), Box::new(m20261124_000002_outbox::Migration)]
+        vec![
+            Box::new(m20261124_000001_initial::Migration),
+            Box::new(m20261124_000002_outbox::Migration),
+            Box::new(m20261201_000003_catalog_notify::Migration),
+        ]
     }
 }

@@ -10,7 +10,7 @@ use async_graphql::async_trait::async_trait;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Bus, EventHub, StatusEvent};
+use super::{Bus, EventHub, OutboxMessage};
 
 pub struct InProcessBus {
     hub: Arc<EventHub>,
@@ -30,13 +30,13 @@ impl InProcessBus {
 
 #[async_trait]
 impl Bus for InProcessBus {
-    async fn enqueue_order(&self, order_id: Uuid) -> anyhow::Result<()> {
-        self.queue.push(order_id);
-        Ok(())
-    }
-
-    async fn publish_status(&self, event: &StatusEvent) -> anyhow::Result<()> {
-        self.hub.dispatch(event.clone());
+    async fn publish(&self, messages: &[&OutboxMessage]) -> anyhow::Result<()> {
+        for message in messages {
+            match message {
+                OutboxMessage::Order(order_id) => self.queue.push(*order_id),
+                OutboxMessage::Status(event) => self.hub.dispatch(event.clone()),
+            }
+        }
         Ok(())
     }
 

@@ -2,9 +2,10 @@
 //! status events for subscribers. Two backends behind one trait: Redis (streams and pub/sub,
 //! for many instances) and in-process (the embedded default).
 //!
-//! Nothing is published straight from a request: services write [`outbox`] rows in the
-//! transaction that changes an order, and the [`outbox::Relay`] publishes them. The database
-//! stays the record; Redis is a transport that may forget (see [`redelivery`]).
+//! Services write [`outbox`] rows in the transaction that changes an order and hand them to
+//! the [`outbox::Relay`] after the commit, which publishes them at once (and from the table
+//! whenever that failed). The database stays the record; Redis is a transport that may
+//! forget (see [`redelivery`]).
 
 pub mod event;
 pub mod hub;
@@ -14,19 +15,19 @@ pub mod redelivery;
 pub mod redis;
 
 use async_graphql::async_trait::async_trait;
-use uuid::Uuid;
-
 pub use event::StatusEvent;
 pub use hub::EventHub;
+pub use outbox::OutboxMessage;
 
 /// Where published messages go. Implementations deliver status events to every API
 /// instance's [`EventHub`] (their own included) and orders to the factories.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Hands an order to the factories (Redis: `XADD <prefix>orders * order_id <id>`).
-    async fn enqueue_order(&self, order_id: Uuid) -> anyhow::Result<()>;
-    /// Announces a status change (Redis: `PUBLISH <prefix>order-status <json>`).
-    async fn publish_status(&self, event: &StatusEvent) -> anyhow::Result<()>;
+    /// Sends `messages` in order, as one batch where the transport allows: an order goes to
+    /// the factories (Redis: `XADD <prefix>orders * order_id <id>`), a status change to every
+    /// instance (Redis: `PUBLISH <prefix>order-status <json>`). An error means some may not
+    /// have been sent; the caller sends them all again.
+    async fn publish(&self, messages: &[&OutboxMessage]) -> anyhow::Result<()>;
     /// Whether the transport answers, for `/readyz`; `None` when there is none to ask.
     async fn ping(&self) -> Option<anyhow::Result<()>>;
 }

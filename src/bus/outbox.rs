@@ -1,17 +1,24 @@
 //! The transactional outbox and its relay.
 //!
 //! [`write`] adds a message in the caller's transaction, so a message exists exactly when
-//! the change it announces was committed. The [`Relay`] publishes committed messages and
-//! deletes them: at once when this instance wrote them ([`OutboxSignal`]), within
-//! [`POLL_INTERVAL`] otherwise (another instance crashed before relaying), with backoff
-//! while Redis is down. On PostgreSQL several relays share the table through
-//! `FOR UPDATE SKIP LOCKED`, so no message is published by two instances. A crash between
-//! publishing and deleting publishes a message again; every consumer tolerates repeats
-//! (factories: same-status no-ops; subscribers: versions).
+//! the change it announces was committed. After the commit the caller hands what it wrote
+//! to [`Outbox::committed`], and the [`Relay`] publishes it at once, from memory: every
+//! message that piled up while the previous batch was on the wire goes out as one
+//! pipelined batch, and one `DELETE` removes the batch's rows. The table is the safety net,
+//! not the road: the relay reads it only for rows nobody handed over in memory, which are
+//! those of an instance that crashed between commit and publish (rows older than
+//! [`ORPHAN_AGE`], looked for every [`POLL_INTERVAL`]), and all of them after this
+//! instance failed to publish (Redis down: backoff, then the whole table). On PostgreSQL
+//! several relays share the table through `FOR UPDATE SKIP LOCKED`, so no orphan is
+//! published by two instances. A crash between publishing and deleting publishes a message
+//! again; every consumer tolerates repeats (factories: same-status no-ops; subscribers:
+//! versions).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use entity::outbox;
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
@@ -19,20 +26,27 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Bus, StatusEvent};
 use crate::db;
 
-/// How often the relay looks for messages nobody signalled.
+/// How often the relay looks for rows nobody handed over in memory.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Messages published per transaction.
-const BATCH: u64 = 100;
+/// A row this old was not handed over by the instance that wrote it (it crashed, or its
+/// relay is failing): any relay publishes it. Younger rows are their writer's, which
+/// publishes them within milliseconds, so they are not published twice.
+pub const ORPHAN_AGE: Duration = Duration::from_secs(3);
+/// Messages published per batch, and rows read per transaction.
+const BATCH: usize = 512;
+/// Committed messages waiting for the relay in memory. When it is full the message waits
+/// in the table instead, and the relay reads the table.
+const QUEUE_CAPACITY: usize = 64 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-const TOPIC_ORDERS: &str = "orders";
-const TOPIC_STATUS: &str = "order-status";
+pub const TOPIC_ORDERS: &str = "orders";
+pub const TOPIC_STATUS: &str = "order-status";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxMessage {
@@ -42,19 +56,46 @@ pub enum OutboxMessage {
     Status(StatusEvent),
 }
 
+impl OutboxMessage {
+    /// The row's `topic` and `payload`.
+    pub fn encode(&self) -> Result<(&'static str, String), DbErr> {
+        let (topic, payload) = match self {
+            OutboxMessage::Order(order_id) => {
+                (TOPIC_ORDERS, serde_json::to_string(&OrderPayload { order_id: *order_id }))
+            }
+            OutboxMessage::Status(event) => (TOPIC_STATUS, serde_json::to_string(event)),
+        };
+        Ok((topic, payload.map_err(|err| DbErr::Custom(format!("outbox payload: {err}")))?))
+    }
+
+    fn decode(row: &outbox::Model) -> Option<Self> {
+        match row.topic.as_str() {
+            TOPIC_ORDERS => {
+                serde_json::from_str::<OrderPayload>(&row.payload).ok().map(|p| OutboxMessage::Order(p.order_id))
+            }
+            TOPIC_STATUS => serde_json::from_str::<StatusEvent>(&row.payload).ok().map(OutboxMessage::Status),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct OrderPayload {
     order_id: Uuid,
 }
 
+/// A message written in a transaction, with its row: what [`Outbox::committed`] takes once
+/// that transaction committed.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub id: i64,
+    pub message: OutboxMessage,
+}
+
 /// Adds `message` to the outbox inside the caller's transaction.
-pub async fn write(txn: &impl ConnectionTrait, message: &OutboxMessage) -> Result<(), DbErr> {
-    let (topic, payload) = match message {
-        OutboxMessage::Order(order_id) => (TOPIC_ORDERS, serde_json::to_string(&OrderPayload { order_id: *order_id })),
-        OutboxMessage::Status(event) => (TOPIC_STATUS, serde_json::to_string(event)),
-    };
-    let payload = payload.map_err(|err| DbErr::Custom(format!("outbox payload: {err}")))?;
-    outbox::ActiveModel {
+pub async fn write(txn: &impl ConnectionTrait, message: OutboxMessage) -> Result<Written, DbErr> {
+    let (topic, payload) = message.encode()?;
+    let row = outbox::ActiveModel {
         topic: Set(topic.to_owned()),
         payload: Set(payload),
         created_at: Set(db::now()),
@@ -62,62 +103,89 @@ pub async fn write(txn: &impl ConnectionTrait, message: &OutboxMessage) -> Resul
     }
     .insert(txn)
     .await?;
-    Ok(())
+    Ok(Written { id: row.id, message })
 }
 
-fn parse(row: &outbox::Model) -> Option<OutboxMessage> {
-    match row.topic.as_str() {
-        TOPIC_ORDERS => {
-            serde_json::from_str::<OrderPayload>(&row.payload).ok().map(|p| OutboxMessage::Order(p.order_id))
+/// Hands committed messages to this instance's relay.
+#[derive(Clone)]
+pub struct Outbox {
+    queue: mpsc::Sender<Written>,
+    /// Set when a message could not be queued: it waits in the table, which the relay
+    /// then reads whole.
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    /// Call after the commit of the transaction that wrote `written`.
+    pub fn committed(&self, written: impl IntoIterator<Item = Written>) {
+        for message in written {
+            if self.queue.try_send(message).is_err() {
+                self.overflowed.store(true, Ordering::Release);
+            }
         }
-        TOPIC_STATUS => serde_json::from_str::<StatusEvent>(&row.payload).ok().map(OutboxMessage::Status),
-        _ => None,
-    }
-}
-
-/// Wakes this instance's relay after a commit that wrote outbox rows.
-#[derive(Clone, Default)]
-pub struct OutboxSignal(Arc<Notify>);
-
-impl OutboxSignal {
-    pub fn committed(&self) {
-        self.0.notify_one();
     }
 }
 
 pub struct Relay {
     db: DatabaseConnection,
     bus: Arc<dyn Bus>,
-    signal: OutboxSignal,
+    queue: mpsc::Receiver<Written>,
+    overflowed: Arc<AtomicBool>,
 }
 
 impl Relay {
-    pub fn new(db: DatabaseConnection, bus: Arc<dyn Bus>, signal: OutboxSignal) -> Self {
-        Relay { db, bus, signal }
+    /// The relay, and the handle that feeds it.
+    pub fn new(db: DatabaseConnection, bus: Arc<dyn Bus>) -> (Self, Outbox) {
+        let (sender, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        (Relay { db, bus, queue, overflowed: overflowed.clone() }, Outbox { queue: sender, overflowed })
     }
 
     /// Relays until the process ends.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Rows left by an earlier run of this instance are orphans from the start.
+        let mut whole_table = true;
         let mut backoff = Duration::from_millis(100);
-        let mut failing = false;
         loop {
-            match self.drain().await {
-                Ok(()) => {
-                    if failing {
-                        tracing::info!("outbox relay recovered");
-                        failing = false;
+            let drained = if whole_table || self.overflowed.swap(false, Ordering::AcqRel) {
+                // Everything queued in memory is in the table too, and goes out from there.
+                while self.queue.try_recv().is_ok() {}
+                self.drain(None).await
+            } else {
+                tokio::select! {
+                    // Handed-over messages first: the table is read only while none wait,
+                    // so no row still queued here is taken for an orphan and sent twice.
+                    biased;
+                    received = self.queue.recv_many(&mut batch, BATCH) => {
+                        if received == 0 {
+                            return;
+                        }
+                        let result = self.relay_handed_over(&batch).await;
+                        batch.clear();
+                        result
                     }
+                    _ = poll.tick() => self.drain(Some(db::now() - orphan_age())).await,
+                }
+            };
+            match drained {
+                Ok(()) => {
+                    if whole_table {
+                        tracing::debug!("outbox relay is publishing from memory");
+                    }
+                    whole_table = false;
                     backoff = Duration::from_millis(100);
-                    let _ = tokio::time::timeout(POLL_INTERVAL, self.signal.0.notified()).await;
                 }
                 Err(err) => {
-                    if !failing {
+                    if !whole_table {
                         tracing::warn!(
                             error = format!("{err:#}"),
-                            "outbox relay cannot publish; retrying with backoff"
+                            "outbox relay cannot publish; retrying from the table with backoff"
                         );
-                        failing = true;
                     }
+                    whole_table = true;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -125,11 +193,20 @@ impl Relay {
         }
     }
 
-    /// Publishes every committed message, oldest first, a batch at a time.
-    pub async fn drain(&self) -> anyhow::Result<()> {
+    /// Publishes messages handed over after their commit, then deletes their rows.
+    async fn relay_handed_over(&self, batch: &[Written]) -> anyhow::Result<()> {
+        let messages: Vec<&OutboxMessage> = batch.iter().map(|w| &w.message).collect();
+        self.bus.publish(&messages).await?;
+        delete(&self.db, batch.iter().map(|w| w.id)).await?;
+        Ok(())
+    }
+
+    /// Publishes the rows of the table written before `before` (all of them: `None`),
+    /// oldest first, a batch at a time.
+    async fn drain(&self, before: Option<DateTime<Utc>>) -> anyhow::Result<()> {
         let postgres = self.db.get_database_backend() == DatabaseBackend::Postgres;
         loop {
-            let more = if postgres { self.relay_locked_batch().await? } else { self.relay_batch().await? };
+            let more = if postgres { self.relay_locked_batch(before).await? } else { self.relay_batch(before).await? };
             if !more {
                 return Ok(());
             }
@@ -138,45 +215,53 @@ impl Relay {
 
     /// PostgreSQL: the batch stays locked (and skipped by other instances' relays) until it
     /// is published and deleted.
-    async fn relay_locked_batch(&self) -> anyhow::Result<bool> {
+    async fn relay_locked_batch(&self, before: Option<DateTime<Utc>>) -> anyhow::Result<bool> {
         let txn = self.db.begin().await?;
-        let rows = oldest().lock_with_behavior(LockType::Update, LockBehavior::SkipLocked).all(&txn).await?;
+        let rows = oldest(before).lock_with_behavior(LockType::Update, LockBehavior::SkipLocked).all(&txn).await?;
         if !rows.is_empty() {
-            self.publish(&rows).await?;
-            delete(&txn, &rows).await?;
+            self.publish_rows(&rows).await?;
+            delete(&txn, rows.iter().map(|r| r.id)).await?;
         }
         txn.commit().await?;
-        Ok(!rows.is_empty())
+        Ok(rows.len() == BATCH)
     }
 
     /// SQLite: one instance, one connection; no transaction is held while publishing, so a
     /// slow or absent Redis never blocks the requests waiting for that connection.
-    async fn relay_batch(&self) -> anyhow::Result<bool> {
-        let rows = oldest().all(&self.db).await?;
+    async fn relay_batch(&self, before: Option<DateTime<Utc>>) -> anyhow::Result<bool> {
+        let rows = oldest(before).all(&self.db).await?;
         if !rows.is_empty() {
-            self.publish(&rows).await?;
-            delete(&self.db, &rows).await?;
+            self.publish_rows(&rows).await?;
+            delete(&self.db, rows.iter().map(|r| r.id)).await?;
         }
-        Ok(!rows.is_empty())
+        Ok(rows.len() == BATCH)
     }
 
-    async fn publish(&self, rows: &[outbox::Model]) -> anyhow::Result<()> {
+    async fn publish_rows(&self, rows: &[outbox::Model]) -> anyhow::Result<()> {
+        let mut messages = Vec::with_capacity(rows.len());
         for row in rows {
-            match parse(row) {
-                Some(OutboxMessage::Order(order_id)) => self.bus.enqueue_order(order_id).await?,
-                Some(OutboxMessage::Status(event)) => self.bus.publish_status(&event).await?,
+            match OutboxMessage::decode(row) {
+                Some(message) => messages.push(message),
                 None => tracing::error!(id = row.id, topic = row.topic, "dropping an unreadable outbox message"),
             }
         }
-        Ok(())
+        self.bus.publish(&messages.iter().collect::<Vec<_>>()).await
     }
 }
 
-fn oldest() -> sea_orm::Select<outbox::Entity> {
-    outbox::Entity::find().order_by_asc(outbox::Column::Id).limit(BATCH)
+fn orphan_age() -> chrono::TimeDelta {
+    chrono::TimeDelta::milliseconds(ORPHAN_AGE.as_millis() as i64)
 }
 
-async fn delete(db: &impl ConnectionTrait, rows: &[outbox::Model]) -> Result<(), DbErr> {
-    outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(rows.iter().map(|r| r.id))).exec(db).await?;
+fn oldest(before: Option<DateTime<Utc>>) -> sea_orm::Select<outbox::Entity> {
+    let mut query = outbox::Entity::find();
+    if let Some(before) = before {
+        query = query.filter(outbox::Column::CreatedAt.lt(before));
+    }
+    query.order_by_asc(outbox::Column::Id).limit(BATCH as u64)
+}
+
+async fn delete(db: &impl ConnectionTrait, ids: impl Iterator<Item = i64>) -> Result<(), DbErr> {
+    outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(ids)).exec(db).await?;
     Ok(())
 }

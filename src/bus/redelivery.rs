@@ -16,7 +16,7 @@ use sea_orm::{
     QuerySelect, Statement, TransactionTrait,
 };
 
-use super::outbox::{self, OutboxMessage, OutboxSignal};
+use super::outbox::{self, Outbox, OutboxMessage};
 use crate::db;
 use crate::domain::OrderStatus;
 
@@ -27,7 +27,7 @@ const ADVISORY_LOCK_KEY: i64 = 0x6d69_6e69_6669_6701;
 
 /// Queues again the orders that are not final and idle for longer than `redeliver_after`.
 /// Returns how many.
-pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, signal: &OutboxSignal) -> anyhow::Result<usize> {
+pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, outbox: &Outbox) -> anyhow::Result<usize> {
     let txn = db.begin().await?;
     if db.get_database_backend() == DatabaseBackend::Postgres {
         let locked = txn
@@ -58,8 +58,9 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, signal: &
         .into_tuple()
         .all(&txn)
         .await?;
+    let mut written = Vec::with_capacity(stale.len());
     for id in &stale {
-        outbox::write(&txn, &OutboxMessage::Order(*id)).await?;
+        written.push(outbox::write(&txn, OutboxMessage::Order(*id)).await?);
     }
     if !stale.is_empty() {
         order::Entity::update_many()
@@ -71,16 +72,16 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, signal: &
     txn.commit().await?;
     if !stale.is_empty() {
         tracing::info!(count = stale.len(), "handed unfinished orders to the factories again");
-        signal.committed();
+        outbox.committed(written);
     }
     Ok(stale.len())
 }
 
 /// Sweeps every `interval` until the process ends.
-pub async fn run(db: DatabaseConnection, redeliver_after: Duration, signal: OutboxSignal) {
+pub async fn run(db: DatabaseConnection, redeliver_after: Duration, outbox: Outbox) {
     let interval = (redeliver_after / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
     loop {
-        if let Err(err) = sweep(&db, redeliver_after, &signal).await {
+        if let Err(err) = sweep(&db, redeliver_after, &outbox).await {
             tracing::warn!(error = format!("{err:#}"), "redelivery sweep failed; will retry");
         }
         tokio::time::sleep(interval).await;

@@ -11,9 +11,8 @@ use async_graphql::async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use tokio::sync::broadcast::error::RecvError;
-use uuid::Uuid;
 
-use super::{Bus, EventHub, StatusEvent};
+use super::{Bus, EventHub, OutboxMessage, StatusEvent};
 
 /// The stream of orders for the factories, under the key prefix.
 pub const ORDERS_STREAM: &str = "orders";
@@ -111,22 +110,32 @@ impl RedisBus {
 
 #[async_trait]
 impl Bus for RedisBus {
-    async fn enqueue_order(&self, order_id: Uuid) -> anyhow::Result<()> {
-        let _: String = self
-            .client
-            .xadd(&self.stream, false, None, "*", vec![("order_id", order_id.to_string())])
+    async fn publish(&self, messages: &[&OutboxMessage]) -> anyhow::Result<()> {
+        // One pipeline: a burst of status changes costs one round trip, not one each.
+        let pipeline = self.client.pipeline();
+        for message in messages {
+            match message {
+                OutboxMessage::Order(order_id) => {
+                    let () = pipeline
+                        .xadd(&self.stream, false, None, "*", vec![("order_id", order_id.to_string())])
+                        .await
+                        .context("queueing an order for the Redis stream")?;
+                }
+                OutboxMessage::Status(event) => {
+                    let () = pipeline
+                        .publish(&self.channel, serde_json::to_string(event)?)
+                        .await
+                        .context("queueing a status event for Redis")?;
+                }
+            }
+        }
+        let results: Vec<fred::types::Value> = pipeline
+            .try_all()
             .await
-            .with_context(|| format!("failed to add order {order_id} to the Redis stream"))?;
-        Ok(())
-    }
-
-    async fn publish_status(&self, event: &StatusEvent) -> anyhow::Result<()> {
-        let payload = serde_json::to_string(event)?;
-        let _: i64 = self
-            .client
-            .publish(&self.channel, payload)
-            .await
-            .with_context(|| format!("failed to publish the status of order {} to Redis", event.order_id))?;
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("failed to publish {} messages to Redis", messages.len()))?;
+        debug_assert_eq!(results.len(), messages.len());
         Ok(())
     }
 

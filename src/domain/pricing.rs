@@ -92,7 +92,7 @@ pub struct Quote {
 }
 
 /// Current unit prices of the catalog items a cart names.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PriceList {
     pub figurines: HashMap<Uuid, Money>,
     pub packages: HashMap<Uuid, Money>,

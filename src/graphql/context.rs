@@ -1,9 +1,12 @@
 //! Typed access to what a resolver may read from the request context.
 
+use std::sync::Arc;
+
 use async_graphql::Context;
 
 use crate::auth::Caller;
 use crate::error::AppError;
+use crate::services::catalog::Snapshot;
 use crate::state::AppState;
 
 pub fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, AppError> {
@@ -13,4 +16,10 @@ pub fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, AppError> {
 /// The caller; a request built without one (the in-process schema tests) is anonymous.
 pub fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
     ctx.data_opt::<Caller>().unwrap_or(&Caller::Anonymous)
+}
+
+/// The catalog as it is now (served from memory, see [`crate::services::catalog`]).
+pub async fn catalog(ctx: &Context<'_>) -> Result<Arc<Snapshot>, AppError> {
+    let state = state(ctx)?;
+    state.catalog.current(&state.db).await
 }

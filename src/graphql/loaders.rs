@@ -1,4 +1,5 @@
 //! Batch loaders, so that a page of orders costs a handful of queries, not one per field.
+//! (The catalog needs none: it is served from memory, see [`crate::services::catalog`].)
 //! They live in the schema without a cache: batching within a request, never stale data
 //! across requests.
 
@@ -12,7 +13,6 @@ use uuid::Uuid;
 use crate::domain::{AppliedDiscount, PricedLine};
 use crate::error::AppError;
 use crate::services::accounts::{self, Account};
-use crate::services::catalog::{self, Figurine, Package};
 use crate::services::orders::{self, OrderEvent};
 
 /// Loader errors must be `Clone`; the cause is logged once when converted for the client.
@@ -56,10 +56,6 @@ macro_rules! loader {
     };
 }
 
-loader!(/// Catalog figurines by id.
-    FigurineLoader, Figurine, catalog::figurines_by_id);
-loader!(/// Catalog packages by id, with their items.
-    PackageLoader, Package, catalog::packages_by_id);
 loader!(/// Accounts by id.
     UserLoader, Account, accounts::find_many);
 loader!(/// An order's lines by order id.

@@ -15,7 +15,7 @@ pub mod types;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
-use loaders::{DiscountsLoader, FigurineLoader, HistoryLoader, LinesLoader, PackageLoader, UserLoader};
+use loaders::{DiscountsLoader, HistoryLoader, LinesLoader, UserLoader};
 
 use crate::state::AppState;
 
@@ -53,8 +53,6 @@ pub fn build_schema(state: &AppState) -> AppSchema {
     let spawner = tokio::spawn;
     let mut builder = schema_builder()
         .data(state.clone())
-        .data(DataLoader::new(FigurineLoader(state.db.clone()), spawner))
-        .data(DataLoader::new(PackageLoader(state.db.clone()), spawner))
         .data(DataLoader::new(UserLoader(state.db.clone()), spawner))
         .data(DataLoader::new(LinesLoader(state.db.clone()), spawner))
         .data(DataLoader::new(DiscountsLoader(state.db.clone()), spawner))

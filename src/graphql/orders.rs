@@ -3,7 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, Result};
 
-use super::context::{caller, state};
+use super::context::{caller, catalog, state};
 use super::inputs::{PlaceOrderInput, UpdateOrderStatusInput, parse_record_id};
 use super::types::{Order, OrderStatus};
 use crate::domain::order_status::parse_note;
@@ -64,7 +64,8 @@ impl OrderMutation {
         let principal = caller(ctx).require()?;
         let request = input.parse()?;
         let state = state(ctx)?;
-        Ok(orders::place(&state.db, &state.outbox, principal, request).await?.into())
+        let catalog = catalog(ctx).await?;
+        Ok(orders::place(&state.db, &catalog, &state.outbox, principal, request).await?.into())
     }
 
     /// Cancels one of the caller's orders while it is PENDING or ACCEPTED. Cancelling a

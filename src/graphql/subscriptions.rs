@@ -30,8 +30,11 @@ impl OrderSubscription {
         }
         let id = parse_record_id(&order_id, "order")?;
         let state = state(ctx)?;
-        let order = orders::find_visible(&state.db, principal, id).await?;
-        Ok(order_feed::order_status(state.db.clone(), state.hub.clone(), order, after_version)
+        // Subscribe before reading, so that nothing committed in between is missed.
+        let live = state.hub.subscribe_order(id);
+        let history = state.feed_reads.history(id, after_version.unwrap_or(0)).await?;
+        let history = history.filter(|h| orders::is_visible(principal, &h.order)).ok_or(AppError::NotFound("order"))?;
+        Ok(order_feed::order_status(state.feed_reads.clone(), live, history, after_version)
             .map(|event| event.map(OrderStatusEvent::from).map_err(Into::into)))
     }
 

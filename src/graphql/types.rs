@@ -3,7 +3,10 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 
-use super::loaders::{DiscountsLoader, FigurineLoader, HistoryLoader, LinesLoader, PackageLoader, UserLoader};
+use std::sync::Arc;
+
+use super::context::catalog;
+use super::loaders::{DiscountsLoader, HistoryLoader, LinesLoader, UserLoader};
 use super::scalars::DateTime;
 use crate::domain::{self, money::CURRENCY};
 use crate::error::AppError;
@@ -114,7 +117,7 @@ pub struct AuthPayload {
     pub user: User,
 }
 
-pub struct Figurine(pub catalog::Figurine);
+pub struct Figurine(pub Arc<catalog::Figurine>);
 
 /// A figurine of the catalog.
 #[Object]
@@ -156,7 +159,7 @@ impl PackageItem {
     }
 }
 
-pub struct Package(pub catalog::Package);
+pub struct Package(pub Arc<catalog::Package>);
 
 /// A special package: several figurines for less than their unit prices.
 #[Object]
@@ -221,8 +224,7 @@ impl OrderLine {
     async fn package_(&self, ctx: &Context<'_>) -> Result<Option<Package>> {
         match self.0.kind {
             domain::LineKind::Package => {
-                let loader = ctx.data::<DataLoader<PackageLoader>>()?;
-                let package = loader.load_one(self.0.item_id).await?;
+                let package = catalog(ctx).await?.package(self.0.item_id).cloned();
                 Ok(Some(Package(
                     package.ok_or_else(|| AppError::Internal(anyhow::anyhow!("missing package {}", self.0.item_id)))?,
                 )))
@@ -401,6 +403,6 @@ impl From<orders::Order> for Order {
 }
 
 async fn load_figurine(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Figurine> {
-    let figurine = ctx.data::<DataLoader<FigurineLoader>>()?.load_one(id).await?;
+    let figurine = catalog(ctx).await?.figurine(id).cloned();
     Ok(Figurine(figurine.ok_or_else(|| AppError::Internal(anyhow::anyhow!("missing figurine {id}")))?))
 }

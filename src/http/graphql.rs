@@ -15,8 +15,8 @@ use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{HttpState, caller_from_headers};
 
@@ -98,26 +98,22 @@ pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Byte
             "send the request with Content-Type: application/json",
         );
     }
-    // Read as JSON first: `BatchRequest`'s untagged deserializer takes `[]` for a single
-    // empty request, so arrays are told apart here.
-    let batch = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Array(requests)) => {
-            if requests.is_empty() || requests.len() > MAX_BATCH {
+    // Parsed straight into requests (no `serde_json::Value` in between), telling a batch
+    // from a single request by its first byte: `BatchRequest`'s untagged deserializer
+    // would take `[]` for a single empty request.
+    let batch = if body.trim_ascii_start().starts_with(b"[") {
+        match serde_json::from_slice::<Vec<GqlRequest>>(&body) {
+            Ok(requests) if requests.is_empty() || requests.len() > MAX_BATCH => {
                 return request_error(
                     media,
                     StatusCode::BAD_REQUEST,
                     &format!("a batch must hold 1 to {MAX_BATCH} operations"),
                 );
             }
-            requests
-                .into_iter()
-                .map(serde_json::from_value)
-                .collect::<Result<Vec<GqlRequest>, _>>()
-                .map(BatchRequest::Batch)
+            parsed => parsed.map(BatchRequest::Batch),
         }
-        Ok(request @ Value::Object(_)) => serde_json::from_value(request).map(BatchRequest::Single),
-        Ok(_) => Err(serde::de::Error::custom("not an object")),
-        Err(err) => Err(err),
+    } else {
+        serde_json::from_slice::<GqlRequest>(&body).map(BatchRequest::Single)
     };
     let Ok(batch) = batch else {
         return request_error(
@@ -131,50 +127,76 @@ pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Byte
 
 async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, batch: BatchRequest) -> Response {
     let caller = caller_from_headers(headers, &state.app.tokens);
-    let (status, body) = match batch {
+    match batch {
         BatchRequest::Single(request) => {
             let response = state.schema.execute(request.data(caller)).await;
-            let never_executed = never_executed(&response);
-            let status = if media == MediaType::GraphqlResponseJson && never_executed {
+            let body = ResponseBody::of(&response);
+            let status = if media == MediaType::GraphqlResponseJson && body.never_executed {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::OK
             };
-            (status, to_json(response, never_executed))
+            respond(media, status, &body)
         }
         BatchRequest::Batch(requests) => {
-            let mut bodies = Vec::with_capacity(requests.len());
+            let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                let response = state.schema.execute(request.data(caller.clone())).await;
-                let never_executed = never_executed(&response);
-                bodies.push(to_json(response, never_executed));
+                responses.push(state.schema.execute(request.data(caller.clone())).await);
             }
-            (StatusCode::OK, Value::Array(bodies))
+            let bodies: Vec<ResponseBody<'_>> = responses.iter().map(ResponseBody::of).collect();
+            respond(media, StatusCode::OK, &bodies)
         }
-    };
-    respond(media, status, &body)
-}
-
-/// A response whose request failed before execution (syntax, validation, variables): no
-/// data, and no error tied to a field path.
-fn never_executed(response: &GqlResponse) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
-}
-
-fn to_json(response: GqlResponse, never_executed: bool) -> Value {
-    let mut value = serde_json::to_value(&response).unwrap_or_else(
-        |_| json!({"errors": [{"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}),
-    );
-    if never_executed && let Some(object) = value.as_object_mut() {
-        object.remove("data");
     }
-    value
 }
 
-fn respond(media: MediaType, status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+/// One GraphQL response as the body says it, serialized straight from async-graphql's
+/// `Response` so that objects keep the order of the selection set (GraphQL spec,
+/// "Serialized Map Ordering"); a `serde_json::Value` would sort their keys. A response
+/// whose request failed before execution (syntax, validation, variables) has no `data`
+/// entry at all.
+struct ResponseBody<'a> {
+    response: &'a GqlResponse,
+    never_executed: bool,
+}
+
+impl<'a> ResponseBody<'a> {
+    fn of(response: &'a GqlResponse) -> Self {
+        let never_executed = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|e| e.path.is_empty());
+        ResponseBody { response, never_executed }
+    }
+}
+
+impl Serialize for ResponseBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let response = self.response;
+        let mut map = serializer.serialize_map(None)?;
+        if !self.never_executed {
+            map.serialize_entry("data", &response.data)?;
+        }
+        if !response.errors.is_empty() {
+            map.serialize_entry("errors", &response.errors)?;
+        }
+        if !response.extensions.is_empty() {
+            map.serialize_entry("extensions", &response.extensions)?;
+        }
+        map.end()
+    }
+}
+
+fn respond(media: MediaType, status: StatusCode, body: &impl Serialize) -> Response {
+    let (status, body) = match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        // GraphQL values always serialize; this keeps a broken one from becoming a 500 page.
+        Err(_) => (
+            StatusCode::OK,
+            br#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#
+                .to_vec(),
+        ),
+    };
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(CONTENT_TYPE, media.content_type());
     response
 }

@@ -7,7 +7,9 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::db;
@@ -126,6 +128,11 @@ pub async fn authenticate(
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Account>, AppError> {
     user::Entity::find_by_id(id).one(db).await?.map(Account::try_from).transpose()
+}
+
+/// The postal address of an account, if it exists.
+pub async fn find_address(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<String>, sea_orm::DbErr> {
+    user::Entity::find_by_id(id).select_only().column(user::Column::Address).into_tuple().one(db).await
 }
 
 pub async fn find_many(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Account>, AppError> {

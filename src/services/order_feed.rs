@@ -1,5 +1,5 @@
-//! Live order events for subscriptions: the order's history from the database, then the
-//! events the [`EventHub`] routes here, with versions strictly increasing, no gap and no
+//! Live order events for subscriptions: the order's history from the database (through
+//! [`FeedReads`]), then the events the [`EventHub`] routes here, with versions strictly increasing, no gap and no
 //! duplicate. Whenever the live feed may have missed something (a version jumps, the hub
 //! says resync), the missing events are read from the database, which is the record.
 
@@ -13,28 +13,28 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use uuid::Uuid;
 
 use crate::bus::EventHub;
-use crate::bus::hub::HubMessage;
+use crate::bus::hub::{HubMessage, HubReceiver};
 use crate::db;
 use crate::error::AppError;
-use crate::services::orders::{Order, OrderEvent};
+use crate::services::feed_reads::{FeedReads, OrderHistory};
+use crate::services::orders::OrderEvent;
 
 /// `orderStatus`: without `after_version`, the current state first; with it, every event
-/// after that version; then live events until the order is final. `order` must already
-/// be one the caller may see.
+/// after that version; then live events until the order is final. `live` must have been
+/// subscribed before `history` was read (so that nothing committed in between is missed),
+/// and `history` must be one the caller may see, read after `after_version` (or 0).
 pub fn order_status(
-    db: DatabaseConnection,
-    hub: Arc<EventHub>,
-    order: Order,
+    reads: FeedReads,
+    mut live: HubReceiver,
+    history: OrderHistory,
     after_version: Option<i32>,
 ) -> impl Stream<Item = Result<OrderEvent, AppError>> {
     async_stream::try_stream! {
-        // Subscribe before reading, so that nothing committed in between is missed.
-        let mut live = hub.subscribe_order(order.id);
-        let history = events_after(&db, order.id, after_version.unwrap_or(0)).await?;
+        let OrderHistory { order, events } = history;
         let mut last = after_version.unwrap_or(0);
         let backlog = match after_version {
-            Some(_) => history,
-            None => history.into_iter().last().into_iter().collect(),
+            Some(_) => events,
+            None => events.into_iter().last().into_iter().collect(),
         };
         for event in backlog {
             last = event.version;
@@ -51,7 +51,9 @@ pub fn order_status(
             let missed = match live.recv().await {
                 HubMessage::Event(event) if event.version <= last => continue,
                 HubMessage::Event(event) if event.version == last + 1 => vec![OrderEvent::from(&*event)],
-                HubMessage::Event(_) | HubMessage::Resync => events_after(&db, order.id, last).await?,
+                HubMessage::Event(_) | HubMessage::Resync => {
+                    reads.history(order.id, last).await?.map(|h| h.events).unwrap_or_default()
+                }
             };
             for event in missed {
                 if event.version <= last {
@@ -99,10 +101,6 @@ pub fn user_events(
             }
         }
     }
-}
-
-async fn events_after(db: &DatabaseConnection, order_id: Uuid, version: i32) -> Result<Vec<OrderEvent>, AppError> {
-    events_of(db, order_id, order_event::Column::Version.gt(version)).await
 }
 
 async fn order_events_since(

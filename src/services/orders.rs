@@ -1,30 +1,29 @@
 //! Orders: placing them, reading them, and moving them through the state machine.
 //!
-//! Every write that changes an order's status goes through [`append_event`] inside the
-//! transaction that changes the order, so the history can never disagree with the order,
-//! and every such transaction also writes the outbox messages that announce it (see
-//! [`crate::bus::outbox`]), so Redis hears of exactly what was committed.
+//! Every write goes through [`order_store`], which changes an order, appends to its history
+//! and writes the outbox messages that announce it atomically, so the history can never
+//! disagree with the order and Redis hears of exactly what was committed (see
+//! [`crate::bus::outbox`]).
 
 use std::collections::HashMap;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{order, order_discount, order_event, order_line};
-use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::sea_query::Condition;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::bus::StatusEvent;
-use crate::bus::outbox::{self, OutboxMessage, OutboxSignal};
+use crate::bus::outbox::Outbox;
 use crate::db;
 use crate::domain::order_status::{self, StatusChange};
 use crate::domain::{Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineKind, Money, OrderStatus, PricedLine};
 use crate::error::AppError;
-use crate::services::{accounts, catalog};
+use crate::services::accounts;
+use crate::services::catalog::Snapshot;
+use crate::services::order_store::{self, NewOrder};
 
 /// The most orders one page of `myOrders` returns.
 pub const MAX_PAGE: u64 = 100;
@@ -148,91 +147,63 @@ pub struct OrderPage {
     pub has_next_page: bool,
 }
 
-/// Places an order for `customer`: prices it, then stores the order, its lines, its
-/// discounts and its first event in one transaction. With an idempotency key, a repeat of
-/// the same request returns the order the first one created, even when both race.
+/// Places an order for `customer`: prices it against `catalog`, then stores the order, its
+/// lines, its discounts, its first event and its outbox messages atomically (see
+/// [`order_store`]), and hands the messages to the relay. With an idempotency key, a
+/// repeat of the same request returns the order the first one created, even when both
+/// race: the unique index on the key decides, and the loser replays the winner's order.
 #[tracing::instrument(skip_all, fields(customer = %customer.user_id))]
 pub async fn place(
     db: &DatabaseConnection,
-    signal: &OutboxSignal,
+    catalog: &Snapshot,
+    outbox: &Outbox,
     customer: Principal,
     request: PlaceOrder,
 ) -> Result<Order, AppError> {
-    let account = accounts::find(db, customer.user_id)
-        .await?
-        .ok_or(AppError::Unauthenticated("your account no longer exists"))?;
-    let shipping_address = request.shipping_address.map_or(account.address, |a| a.as_str().to_owned());
-    let fingerprint = format!("{}|A:{shipping_address}", request.cart.fingerprint());
-    if let Some(key) = &request.idempotency_key
-        && let Some(existing) = replay(db, customer.user_id, key, &fingerprint).await?
-    {
-        return Ok(existing);
-    }
-    let quote = catalog::quote(db, &request.cart).await?;
-
+    let quote = catalog.quote(&request.cart)?;
     let now = db::now();
-    let order_id = Uuid::now_v7();
-    let txn = db.begin().await?;
-    let inserted = order::ActiveModel {
-        id: Set(order_id),
-        customer_id: Set(customer.user_id),
-        status: Set(OrderStatus::Pending.as_str().to_owned()),
-        version: Set(1),
-        subtotal_cents: Set(quote.subtotal.cents()),
-        discount_cents: Set(quote.discount.cents()),
-        total_cents: Set(quote.total.cents()),
-        shipping_address: Set(shipping_address),
-        idempotency_key: Set(request.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
-        request_fingerprint: Set(request.idempotency_key.as_ref().map(|_| fingerprint.clone())),
-        created_at: Set(now),
-        updated_at: Set(now),
-        dispatched_at: Set(Some(now)),
-    }
-    .insert(&txn)
-    .await;
-    let model = match inserted {
-        Ok(model) => model,
-        Err(err) => {
-            // Lost a race with a concurrent duplicate: its order is the answer.
-            if let (Some(key), Some(_)) = (&request.idempotency_key, db::unique_violation(&err)) {
-                txn.rollback().await?;
-                return replay(db, customer.user_id, key, &fingerprint).await?.ok_or_else(|| {
-                    AppError::Internal(anyhow::anyhow!("idempotency key collided but no order holds it"))
-                });
-            }
-            return Err(err.into());
-        }
+    let new = NewOrder {
+        id: Uuid::now_v7(),
+        customer_id: customer.user_id,
+        shipping_address: request.shipping_address.as_ref().map(|a| a.as_str().to_owned()),
+        idempotency_key: request.idempotency_key.as_ref().map(|k| k.as_str().to_owned()),
+        cart_fingerprint: request.cart.fingerprint(),
+        quote,
+        at: now,
     };
-    let lines = quote.lines.iter().enumerate().map(|(position, line)| order_line::ActiveModel {
-        order_id: Set(order_id),
-        position: Set(position as i32),
-        kind: Set(line.kind.as_str().to_owned()),
-        figurine_id: Set((line.kind == LineKind::Figurine).then_some(line.item_id)),
-        package_id: Set((line.kind == LineKind::Package).then_some(line.item_id)),
-        quantity: Set(line.quantity as i32),
-        unit_price_cents: Set(line.unit_price.cents()),
-        subtotal_cents: Set(line.subtotal.cents()),
-        discount_cents: Set(line.discount.cents()),
-        total_cents: Set(line.total.cents()),
-        ..Default::default()
-    });
-    order_line::Entity::insert_many(lines).exec(&txn).await?;
-    if !quote.applied_discounts.is_empty() {
-        let discounts = quote.applied_discounts.iter().map(|d| order_discount::ActiveModel {
-            order_id: Set(order_id),
-            code: Set(d.code.clone()),
-            description: Set(d.description.clone()),
-            amount_cents: Set(d.amount.cents()),
-            ..Default::default()
-        });
-        order_discount::Entity::insert_many(discounts).exec(&txn).await?;
+    match order_store::insert(db, &new).await {
+        Ok(Some(stored)) => {
+            outbox.committed(stored.written);
+            tracing::info!(order = %new.id, total = %new.quote.total, "order placed");
+            Ok(Order {
+                id: new.id,
+                customer_id: new.customer_id,
+                status: OrderStatus::Pending,
+                version: 1,
+                subtotal: new.quote.subtotal,
+                discount: new.quote.discount,
+                total: new.quote.total,
+                shipping_address: stored.shipping_address,
+                created_at: now,
+                updated_at: now,
+            })
+        }
+        Ok(None) => Err(AppError::Unauthenticated("your account no longer exists")),
+        Err(err) => match (&request.idempotency_key, db::unique_violation(&err)) {
+            // Lost a race with (or repeated) an earlier request: its order is the answer.
+            (Some(key), Some(_)) => {
+                let account = accounts::find(db, customer.user_id)
+                    .await?
+                    .ok_or(AppError::Unauthenticated("your account no longer exists"))?;
+                let address = new.shipping_address.unwrap_or(account.address);
+                let fingerprint = order_store::fingerprint(&new.cart_fingerprint, &address);
+                replay(db, customer.user_id, key, &fingerprint).await?.ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!("idempotency key collided but no order holds it"))
+                })
+            }
+            _ => Err(err.into()),
+        },
     }
-    append_event(&txn, customer.user_id, order_id, OrderStatus::Pending, 1, now, None).await?;
-    outbox::write(&txn, &OutboxMessage::Order(order_id)).await?;
-    txn.commit().await?;
-    signal.committed();
-    tracing::info!(order = %order_id, total = %quote.total, "order placed");
-    Order::try_from(model)
 }
 
 /// The order an earlier request with `key` created, if any; `CONFLICT` when that request
@@ -258,39 +229,20 @@ async fn replay(
     }
 }
 
-/// Appends one status event and its outbox message. The only writer of `order_events`.
-async fn append_event(
-    txn: &impl ConnectionTrait,
-    customer_id: Uuid,
-    order_id: Uuid,
-    status: OrderStatus,
-    version: i32,
-    at: DateTime<Utc>,
-    note: Option<String>,
-) -> Result<(), AppError> {
-    order_event::ActiveModel {
-        order_id: Set(order_id),
-        version: Set(version),
-        status: Set(status.as_str().to_owned()),
-        note: Set(note.clone()),
-        at: Set(at),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    let event = StatusEvent { order_id, user_id: customer_id, status, version, at, note };
-    outbox::write(txn, &OutboxMessage::Status(event)).await?;
-    Ok(())
-}
-
 /// An order the caller may see: their own, or any for staff. Anything else is `NOT_FOUND`,
 /// so that customers cannot probe which order ids exist.
 pub async fn find_visible(db: &impl ConnectionTrait, caller: Principal, id: Uuid) -> Result<Order, AppError> {
     let model = order::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("order"))?;
-    if !caller.role.is_staff() && model.customer_id != caller.user_id {
+    let order = Order::try_from(model)?;
+    if !is_visible(caller, &order) {
         return Err(AppError::NotFound("order"));
     }
-    Order::try_from(model)
+    Ok(order)
+}
+
+/// Whether `caller` may see `order`: its owner, or staff.
+pub fn is_visible(caller: Principal, order: &Order) -> bool {
+    caller.role.is_staff() || order.customer_id == caller.user_id
 }
 
 /// A page of a customer's orders, newest first.
@@ -324,7 +276,7 @@ pub async fn list_for_customer(
 #[tracing::instrument(skip_all, fields(order = %id, to = %to))]
 pub async fn change_status(
     db: &DatabaseConnection,
-    signal: &OutboxSignal,
+    outbox: &Outbox,
     caller: Principal,
     id: Uuid,
     to: OrderStatus,
@@ -341,22 +293,12 @@ pub async fn change_status(
         // one that wrote the previous event.
         let at = db::now().max(order.updated_at);
         let version = order.version + 1;
-        let txn = db.begin().await?;
-        let updated = order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(to.as_str()))
-            .col_expr(order::Column::Version, Expr::value(version))
-            .col_expr(order::Column::UpdatedAt, Expr::value(at))
-            .filter(order::Column::Id.eq(id))
-            .filter(order::Column::Version.eq(order.version))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected == 0 {
-            txn.rollback().await?;
+        let event =
+            StatusEvent { order_id: id, user_id: order.customer_id, status: to, version, at, note: note.clone() };
+        let Some(written) = order_store::advance(db, order.version, &event).await? else {
             continue;
-        }
-        append_event(&txn, order.customer_id, id, to, version, at, note.clone()).await?;
-        txn.commit().await?;
-        signal.committed();
+        };
+        outbox.committed(written);
         tracing::info!(%from, version, "order status changed");
         return Ok(Order { status: to, version, updated_at: at, ..order });
     }

@@ -502,3 +502,35 @@ async fn quoting_stores_nothing() {
         assert_eq!(app.count_rows(table).await, 0, "{table} stays empty");
     }
 }
+
+#[tokio::test]
+async fn a_catalog_change_in_the_database_reaches_every_instance() {
+    // Arrange: two instances on one database (one on SQLite, which has one server process).
+    let (first, prefix) = crate::helpers::spawn_app_on_redis(&[]).await;
+    let second = if crate::helpers::uses_sqlite() {
+        None
+    } else {
+        Some(crate::helpers::spawn_second_instance(&first, &prefix).await)
+    };
+    let catalog = first.catalog().await;
+    let knights = json!({"items": [{"figurineId": catalog.figurine("FIG-KNIGHT"), "quantity": 1}]});
+    for app in std::iter::once(&first).chain(second.as_ref()) {
+        assert_eq!(app.quote_once_unit_price_is(knights.clone(), 1250).await["errors"], Value::Null);
+    }
+
+    // Act: an operator changes a price with SQL.
+    let db = sea_orm::Database::connect(&first.database_url).await.expect("connect to the test database");
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &db,
+        "UPDATE figurines SET unit_price_cents = 1300 WHERE sku = 'FIG-KNIGHT'",
+    )
+    .await
+    .expect("price change");
+
+    // Assert: every instance quotes and lists the new price.
+    for app in std::iter::once(&first).chain(second.as_ref()) {
+        app.quote_once_unit_price_is(knights.clone(), 1300).await;
+        let fresh = app.catalog().await;
+        assert_eq!(fresh.figurines["FIG-KNIGHT"].1, 1300);
+    }
+}

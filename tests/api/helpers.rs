@@ -78,7 +78,7 @@ impl Drop for RedisKeys {
     }
 }
 
-fn uses_sqlite() -> bool {
+pub fn uses_sqlite() -> bool {
     std::env::var("MINIFIG_TEST_DATABASE").is_ok_and(|v| v.eq_ignore_ascii_case("sqlite"))
 }
 
@@ -344,6 +344,20 @@ impl TestApp {
 
     /// `myOrders` with the given arguments (JSON null leaves one out); the whole body.
     /// Each node carries `id status version customer { id }`.
+    /// Quotes `input` until its first line's unit price is `cents` (a catalog change takes
+    /// effect shortly after its commit), or fails after a few seconds.
+    pub async fn quote_once_unit_price_is(&self, input: Value, cents: i64) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let quote = self.quote(None, input.clone()).await;
+            if quote["data"]["quote"]["lines"][0]["unitPrice"]["cents"] == cents {
+                return quote;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the quote never used the new price: {quote}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn my_orders(&self, token: &str, first: Value, after: Value, status: Value) -> Value {
         self.graphql(
             Some(token),

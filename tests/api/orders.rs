@@ -585,7 +585,9 @@ async fn prices_are_frozen_on_an_order_when_it_is_placed() {
             json!({}),
         )
         .await;
-    let quote = app.quote(None, knights(&catalog, 10)).await;
+    // The catalog is served from memory; the change reaches the server by notification
+    // (PostgreSQL) or at the next request (SQLite), so the new quote may take a moment.
+    let quote = app.quote_once_unit_price_is(knights(&catalog, 10), 9999).await;
 
     // Assert
     let read_back = &read_back["data"]["order"];

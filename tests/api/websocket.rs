@@ -105,6 +105,24 @@ impl WsClient {
         }
     }
 
+    /// The text of the next message that is not a keep-alive, exactly as the server sent it.
+    pub async fn recv_text(&mut self) -> String {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing from the server within {WAIT:?}"));
+            match message {
+                Some(Ok(Message::Text(text))) if text.as_str() == r#"{"type":"ping"}"# => {
+                    self.send(json!({"type": "pong"})).await
+                }
+                Some(Ok(Message::Text(text))) if text.as_str() == r#"{"type":"ka"}"# => {}
+                Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    }
+
     /// The next message that is not a keep-alive (server pings are answered).
     pub async fn recv(&mut self) -> Value {
         loop {

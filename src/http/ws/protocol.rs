@@ -174,32 +174,52 @@ pub enum ServerMessage<'a> {
 }
 
 impl ServerMessage<'_> {
-    /// The JSON text of this message in `protocol`.
+    /// The JSON text of this message in `protocol`. Written straight from the response, so
+    /// its objects keep the selection set's order (GraphQL spec, "Serialized Map Ordering").
     pub fn render(&self, protocol: Protocol) -> String {
         let legacy = protocol == Protocol::LegacyWs;
-        let value = match self {
-            ServerMessage::ConnectionAck => json!({"type": "connection_ack"}),
+        let (kind, id, payload) = match self {
+            ServerMessage::ConnectionAck => ("connection_ack", None, None),
             ServerMessage::ConnectionError { message } => {
-                json!({"type": "connection_error", "payload": {"message": message}})
+                ("connection_error", None, Some(Payload::Message { message }))
             }
-            ServerMessage::KeepAlive if legacy => json!({"type": "ka"}),
-            ServerMessage::KeepAlive => json!({"type": "ping"}),
-            ServerMessage::Pong { payload: Some(payload) } => json!({"type": "pong", "payload": payload}),
-            ServerMessage::Pong { payload: None } => json!({"type": "pong"}),
+            ServerMessage::KeepAlive => (if legacy { "ka" } else { "ping" }, None, None),
+            ServerMessage::Pong { payload } => ("pong", None, payload.map(Payload::Object)),
             ServerMessage::Next { id, payload } => {
-                json!({"type": if legacy { "data" } else { "next" }, "id": id, "payload": to_json(payload)})
+                (if legacy { "data" } else { "next" }, Some(*id), Some(Payload::Response(payload)))
             }
-            ServerMessage::Error { id, errors } => json!({"type": "error", "id": id, "payload": to_json(errors)}),
-            ServerMessage::Complete { id } => json!({"type": "complete", "id": id}),
+            ServerMessage::Error { id, errors } => ("error", Some(*id), Some(Payload::Errors(errors))),
+            ServerMessage::Complete { id } => ("complete", Some(*id), None),
         };
-        value.to_string()
+        let envelope = Envelope { kind, id, payload };
+        serde_json::to_string(&envelope).unwrap_or_else(|_| {
+            // Only a serializer failure gets here (a map with non-string keys, which
+            // GraphQL values cannot hold): tell the client without internals.
+            let id = id.map(|id| format!(",\"id\":{}", serde_json::Value::from(id))).unwrap_or_default();
+            format!(
+                "{{\"type\":\"error\"{id},\"payload\":[{{\"message\":\"internal server error\",\"extensions\":{{\"code\":\"INTERNAL_SERVER_ERROR\"}}}}]}}"
+            )
+        })
     }
 }
 
-fn to_json(value: &impl serde::Serialize) -> Value {
-    serde_json::to_value(value).unwrap_or_else(
-        |_| json!([{"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]),
-    )
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<Payload<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Message { message: &'a str },
+    Object(&'a Map<String, Value>),
+    Response(&'a Response),
+    Errors(&'a [ServerError]),
 }
 
 #[cfg(test)]
