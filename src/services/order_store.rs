@@ -207,11 +207,13 @@ async fn insert_in_transaction(
     new: &NewOrder,
     messages: [OutboxMessage; 2],
 ) -> Result<Option<Stored>, DbErr> {
-    let txn = db.begin().await?;
-    let Some(account) = accounts::find_address(&txn, new.customer_id).await? else {
+    // Read before the transaction begins: on SQLite a transaction that reads and then
+    // writes cannot wait for another process's writer, and fails with "database is locked".
+    let Some(account) = accounts::find_address(db, new.customer_id).await? else {
         return Ok(None);
     };
     let shipping_address = new.shipping_address.clone().unwrap_or(account);
+    let txn = db.begin().await?;
     order::ActiveModel {
         id: Set(new.id),
         customer_id: Set(new.customer_id),
