@@ -70,6 +70,9 @@ struct Cli {
     /// RUST_LOG for the servers (default: theirs).
     #[arg(long)]
     server_log: Option<String>,
+    /// Keep the servers' output (stdout and stderr) after each run and print where it is.
+    #[arg(long)]
+    keep_logs: bool,
     /// Sockets of fanout (2,000), idle-subs (10,000) and storm (10,000): smaller for a try.
     #[arg(long)]
     sockets: Option<usize>,
@@ -91,6 +94,7 @@ pub struct Options {
     pub rate: f64,
     pub instances: usize,
     pub server_log: Option<String>,
+    pub keep_logs: bool,
     pub sockets: Option<usize>,
     pub per_socket: Option<usize>,
 }
@@ -104,7 +108,12 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn launch(&self, instances: usize) -> Launch {
-        Launch { binary: self.binary.clone(), instances, server_log: self.options.server_log.clone() }
+        Launch {
+            binary: self.binary.clone(),
+            instances,
+            server_log: self.options.server_log.clone(),
+            keep_logs: self.options.keep_logs,
+        }
     }
 }
 
@@ -158,6 +167,7 @@ fn main() -> ExitCode {
         rate: cli.rate.max(1.0),
         instances: cli.instances as usize,
         server_log: cli.server_log.clone(),
+        keep_logs: cli.keep_logs,
         sockets: cli.sockets,
         per_socket: cli.per_socket,
     };

@@ -160,6 +160,7 @@ pub struct Stack {
     database: String,
     prefix: String,
     services: Services,
+    keep_logs: bool,
     cleaned: bool,
 }
 
@@ -169,6 +170,8 @@ pub struct Launch {
     pub binary: PathBuf,
     pub instances: usize,
     pub server_log: Option<String>,
+    /// Keep the servers' output files after the run (their paths are printed).
+    pub keep_logs: bool,
 }
 
 impl Stack {
@@ -188,6 +191,7 @@ impl Stack {
             database,
             prefix: format!("load:{id}:"),
             services: services.clone(),
+            keep_logs: launch.keep_logs,
             cleaned: false,
         };
         for index in 0..launch.instances.max(1) {
@@ -247,7 +251,11 @@ impl Stack {
             server.stop().await;
         }
         for server in &self.servers {
-            let _ = std::fs::remove_file(&server.log);
+            if self.keep_logs {
+                println!("  log of {}: {}", server.label, server.log.display());
+            } else {
+                let _ = std::fs::remove_file(&server.log);
+            }
         }
         cleanup_resources(&self.services, &self.database, &self.prefix).await;
         self.cleaned = true;
