@@ -46,8 +46,36 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(return_freed_memory)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+/// How often at most an idle worker thread hands freed memory back.
+const RETURN_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Called when a worker thread has nothing to do. A task may end on another thread than
+/// the one that allocated its memory (a closed WebSocket, say); mimalloc then frees that
+/// memory only when its own thread next collects, so after a burst of closed sockets the
+/// memory stayed resident. Collecting on an idle thread, at most once a second, returns it.
+fn return_freed_memory() {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    if LAST.get().is_some_and(|last| now.duration_since(last) < RETURN_MEMORY_EVERY) {
+        return;
+    }
+    LAST.set(Some(now));
+    // SAFETY: mi_collect only walks and trims the calling thread's own heap.
+    unsafe { libmimalloc_sys::mi_collect(false) };
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
         print!("{}", graphql::sdl());

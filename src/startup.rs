@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::domain::{Password, Username};
 use crate::graphql::build_schema;
-use crate::http::{HttpState, router};
+use crate::http::{HttpState, SocketRuntime, router};
 use crate::services::accounts;
 use crate::services::catalog::Catalog;
 use crate::services::feed_reads::FeedReads;
@@ -101,7 +101,12 @@ impl Application {
             )),
             _ => None,
         };
-        Ok(Application { listener, port, router: router(HttpState { app: state, schema }), embedded_factory })
+        Ok(Application {
+            listener,
+            port,
+            router: router(HttpState { app: state, schema, sockets: Arc::new(SocketRuntime::start()?) }),
+            embedded_factory,
+        })
     }
 
     /// The port actually bound (useful with `PORT=0`).

@@ -16,7 +16,9 @@ use uuid::Uuid;
 use super::StatusEvent;
 
 /// Events one order can produce before it is final is 4; a little slack for duplicates.
-const ORDER_CHANNEL_CAPACITY: usize = 16;
+/// Every subscribed order holds one such channel, so it is kept small: a subscriber that
+/// falls further behind re-reads from the database.
+const ORDER_CHANNEL_CAPACITY: usize = 8;
 /// A customer's events across all their orders.
 const USER_CHANNEL_CAPACITY: usize = 64;
 

@@ -6,6 +6,7 @@ mod health;
 mod rest;
 mod ws;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::{GraphQLPlaygroundConfig, GraphiQLSource, playground_source};
@@ -21,6 +22,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 pub use auth::caller_from_headers;
+pub use ws::SocketRuntime;
 
 use crate::graphql::AppSchema;
 use crate::state::AppState;
@@ -34,6 +36,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
+    /// Where upgraded WebSockets run (see [`ws::SocketRuntime`]).
+    pub sockets: Arc<SocketRuntime>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

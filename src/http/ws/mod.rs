@@ -19,6 +19,7 @@
 //! - [`protocol`]: the messages of both subprotocols, parsed strictly and rendered.
 //! - [`credentials`]: the token from the `connection_init` payload or the upgrade header.
 //! - [`connection`]: one socket's state machine, operations and timers.
+//! - [`runtime`]: the runtime sockets run on, apart from HTTP requests.
 //!
 //! # What a socket costs, and the limits
 //!
@@ -26,7 +27,7 @@
 //! for minutes: an idle socket must hold little more than its kernel buffers. axum's
 //! defaults (tungstenite's) allocate a 128 KiB read buffer up front per socket (1.3 GB
 //! for 10,000 sockets, zero-filled at the first read) and let the write buffer grow
-//! without bound. With the figures below, an idle socket holds its 4 KiB read buffer,
+//! without bound. With the figures below, an idle socket holds its 1 KiB read buffer,
 //! one task (its future is 3.5 KiB in a debug build) with two timers, and per
 //! subscription a parked stream with a broadcast receiver.
 //!
@@ -39,6 +40,9 @@
 mod connection;
 mod credentials;
 mod protocol;
+mod runtime;
+
+pub use runtime::SocketRuntime;
 
 use std::time::Duration;
 
@@ -54,10 +58,10 @@ use self::protocol::Protocol;
 use super::{HttpState, MAX_BODY_BYTES, graphql, rest};
 
 /// Read buffer of a socket, allocated up front. Client messages are small
-/// (`connection_init`, `subscribe` with a query of a few hundred bytes, `pong`), so 4 KiB
+/// (`connection_init`, `subscribe` with a query of a few hundred bytes, `pong`), so 1 KiB
 /// holds any usual one in a single read; a larger message grows the buffer on demand, up
-/// to [`MAX_MESSAGE_BYTES`].
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// to [`MAX_MESSAGE_BYTES`]. Every idle socket holds this buffer, so it is kept small.
+pub const READ_BUFFER_BYTES: usize = 1024;
 
 /// How much tungstenite gathers before writing to the kernel. Zero: every message is
 /// written at once (each is flushed anyway, and a live event should not wait for others).
@@ -129,7 +133,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| connection::serve(socket, setup))
+        .on_upgrade(move |socket| async move { state.sockets.spawn(connection::serve(socket, setup)) })
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
