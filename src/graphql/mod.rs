@@ -4,6 +4,7 @@
 pub mod account;
 pub mod catalog;
 pub mod context;
+pub mod engine;
 pub mod errors;
 pub mod inputs;
 pub mod loaders;
@@ -15,6 +16,7 @@ pub mod types;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
+pub use engine::Engine;
 use loaders::{DiscountsLoader, HistoryLoader, LinesLoader, UserLoader};
 
 use crate::state::AppState;
@@ -45,11 +47,10 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(MAX_DIRECTIVES)
-        .extension(errors::ErrorCodes)
 }
 
-/// The schema that serves requests, wired to the state.
-pub fn build_schema(state: &AppState) -> AppSchema {
+/// The schema that serves requests, wired to the state, as the transports run it.
+pub fn build_schema(state: &AppState) -> Engine {
     let spawner = tokio::spawn;
     let mut builder = schema_builder()
         .data(state.clone())
@@ -57,10 +58,11 @@ pub fn build_schema(state: &AppState) -> AppSchema {
         .data(DataLoader::new(LinesLoader(state.db.clone()), spawner))
         .data(DataLoader::new(DiscountsLoader(state.db.clone()), spawner))
         .data(DataLoader::new(HistoryLoader(state.db.clone()), spawner));
-    if !state.settings.introspection_enabled() {
-        builder = builder.disable_introspection().extension(errors::RefuseIntrospection);
+    let introspection = state.settings.introspection_enabled();
+    if !introspection {
+        builder = builder.disable_introspection();
     }
-    builder.finish()
+    Engine::new(builder.finish(), !introspection)
 }
 
 /// The SDL that `schema.graphql` holds.

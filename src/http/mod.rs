@@ -24,7 +24,7 @@ use tracing::Span;
 pub use auth::caller_from_headers;
 pub use ws::SocketRuntime;
 
-use crate::graphql::AppSchema;
+use crate::graphql::Engine;
 use crate::state::AppState;
 
 /// Largest request body accepted. A GraphQL document of the real schema, even a batch of
@@ -35,7 +35,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct HttpState {
     pub app: AppState,
-    pub schema: AppSchema,
+    pub schema: Engine,
     /// Where upgraded WebSockets run (see [`ws::SocketRuntime`]).
     pub sockets: Arc<SocketRuntime>,
 }

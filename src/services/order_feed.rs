@@ -1,7 +1,8 @@
 //! Live order events for subscriptions: the order's history from the database (through
-//! [`FeedReads`]), then the events the [`EventHub`] routes here, with versions strictly increasing, no gap and no
-//! duplicate. Whenever the live feed may have missed something (a version jumps, the hub
-//! says resync), the missing events are read from the database, which is the record.
+//! [`FeedReads`]), then the events the [`EventHub`] routes here, with versions strictly
+//! increasing, no gap and no duplicate. Whenever the live feed may have missed something
+//! (a version jumps, the hub says resync), the missing events are read from the database,
+//! which is the record.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -26,13 +26,13 @@ use super::credentials::Credential;
 use super::protocol::{ClientMessage, Malformed, Protocol, ServerMessage};
 use super::{CLOSE_GRACE, MAX_OPERATIONS_PER_SOCKET, MAX_OUTGOING_MESSAGE_BYTES, SEND_TIMEOUT};
 use crate::auth::Caller;
-use crate::graphql::AppSchema;
+use crate::graphql::Engine;
 use crate::services::tokens::{TokenError, TokenKeys};
 
 /// What a socket starts with, taken from the upgrade request and the settings.
 pub struct Setup {
     pub protocol: Protocol,
-    pub schema: AppSchema,
+    pub schema: Engine,
     /// To verify the token at `connection_init`; dropped once it is verified.
     pub keys: TokenKeys,
     /// The upgrade request's `Authorization` header, used when the init payload has none.
@@ -175,7 +175,7 @@ type Item = (Arc<str>, u64, Option<Response>);
 
 struct Connection {
     protocol: Protocol,
-    schema: AppSchema,
+    schema: Engine,
     /// Until `connection_init`: the keys and the header's credential. `None` once the
     /// connection is acknowledged.
     pending: Option<(TokenKeys, Credential)>,
