@@ -43,7 +43,7 @@ impl Engine {
     pub async fn execute(&self, request: Request) -> Response {
         match self.prepare(request) {
             Ok(request) => with_codes(self.schema.execute(request).await),
-            Err(refused) => refused,
+            Err(refused) => *refused,
         }
     }
 
@@ -51,13 +51,13 @@ impl Engine {
     pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
         match self.prepare(request) {
             Ok(request) => self.schema.execute_stream(request).map(with_codes).boxed(),
-            Err(refused) => futures::stream::once(async move { refused }).boxed(),
+            Err(refused) => futures::stream::once(async move { *refused }).boxed(),
         }
     }
 
     /// Gives the request its parsed document, from the cache when the same text came
     /// before. A text that does not parse is left to async-graphql, which reports it.
-    fn prepare(&self, mut request: Request) -> Result<Request, Response> {
+    fn prepare(&self, mut request: Request) -> Result<Request, Box<Response>> {
         let cached = self.lock().get(&request.query).cloned();
         let document = match cached {
             Some(document) => document,
@@ -78,7 +78,7 @@ impl Engine {
         if self.refuse_introspection && asks_for_introspection(&document) {
             let mut error = ServerError::new("introspection is disabled on this server", None);
             error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
-            return Err(Response::from_errors(vec![error]));
+            return Err(Box::new(Response::from_errors(vec![error])));
         }
         request.set_parsed_query(document);
         Ok(request)
