@@ -13,13 +13,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::{order, order_event};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use entity::order;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::services::orders::{Order, OrderEvent};
+use crate::services::orders::{self, Order, OrderEvent};
 
 /// Readers serving the queue at once, each holding at most one pool connection.
 pub const READERS: usize = 2;
@@ -120,16 +120,7 @@ type Found = (HashMap<Uuid, Order>, HashMap<Uuid, Vec<OrderEvent>>);
 async fn read(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Found, AppError> {
     // Events first: an order read after its events is never older than them, so a
     // subscription never stops before an event it has not yet seen.
-    let rows = order_event::Entity::find()
-        .filter(order_event::Column::OrderId.is_in(ids.iter().copied()))
-        .order_by_asc(order_event::Column::OrderId)
-        .order_by_asc(order_event::Column::Version)
-        .all(db)
-        .await?;
-    let mut events: HashMap<Uuid, Vec<OrderEvent>> = HashMap::new();
-    for row in rows {
-        events.entry(row.order_id).or_default().push(OrderEvent::try_from(row)?);
-    }
+    let events = orders::history_of(db, ids).await?;
     let models = order::Entity::find().filter(order::Column::Id.is_in(ids.iter().copied())).all(db).await?;
     let mut orders = HashMap::with_capacity(models.len());
     for model in models {
