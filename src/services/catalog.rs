@@ -96,8 +96,10 @@ impl Catalog {
     pub async fn current(&self, db: &DatabaseConnection) -> Result<Arc<Snapshot>, AppError> {
         if let Some(seen) = &self.sqlite_version {
             let version = data_version(db).await?;
-            if seen.swap(version, Ordering::AcqRel) != version {
+            if seen.load(Ordering::Acquire) != version {
+                // Recorded only once re-read, so a failed re-read is tried again next time.
                 self.refresh(db).await?;
+                seen.store(version, Ordering::Release);
             }
         }
         Ok(self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
@@ -131,15 +133,15 @@ impl Catalog {
             }
             let notice = async {
                 match listener.as_mut() {
-                    Some(listener) => listener.try_recv().await.map(|notice| notice.is_some()),
+                    Some(listener) => listener.try_recv().await.map(drop),
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 notice = notice => match notice {
-                    Ok(true) => self.refresh_logged(&db).await,
-                    // The connection was lost and is reconnected: notices may be lost.
-                    Ok(false) => self.refresh_logged(&db).await,
+                    // A notice, or no notice because the connection was lost and is
+                    // reconnected (notices may have been missed): re-read either way.
+                    Ok(()) => self.refresh_logged(&db).await,
                     Err(err) => {
                         tracing::warn!(error = %err, "lost the catalog change notices; listening again");
                         listener = None;

@@ -192,10 +192,10 @@ pub async fn place(
         Err(err) => match (&request.idempotency_key, db::unique_violation(&err)) {
             // Lost a race with (or repeated) an earlier request: its order is the answer.
             (Some(key), Some(_)) => {
-                let account = accounts::find(db, customer.user_id)
+                let account_address = accounts::find_address(db, customer.user_id)
                     .await?
                     .ok_or(AppError::Unauthenticated("your account no longer exists"))?;
-                let address = new.shipping_address.unwrap_or(account.address);
+                let address = new.shipping_address.unwrap_or(account_address);
                 let fingerprint = order_store::fingerprint(&new.cart_fingerprint, &address);
                 replay(db, customer.user_id, key, &fingerprint).await?.ok_or_else(|| {
                     AppError::Internal(anyhow::anyhow!("idempotency key collided but no order holds it"))
