@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr, SqlErr};
 
 /// Opens a pool. SQLite gets one connection: SQLite has one writer at a time anyway, and a
 /// single connection removes the "database is locked" failures of concurrent upgrades from
@@ -51,7 +52,26 @@ pub fn unique_violation(err: &DbErr) -> Option<String> {
 }
 
 /// The current time at the precision both databases store (microseconds), so that a value
-/// read back equals the value written and time comparisons never flip.
+/// read back equals the value written and time comparisons never flip. Only for SQLite's
+/// writes and for what no other instance compares: on PostgreSQL stored times come from
+/// the database ([`now_in`], [`ago_in`]), so instances whose clocks disagree agree on them.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// "Now" for a statement on `backend`: PostgreSQL's `now()`; on SQLite, which is embedded
+/// and so shares this process's clock, this process's time.
+pub fn now_in(backend: DatabaseBackend) -> SimpleExpr {
+    match backend {
+        DatabaseBackend::Postgres => Expr::cust("now()"),
+        _ => Expr::value(now()),
+    }
+}
+
+/// The time `age` before [`now_in`].
+pub fn ago_in(backend: DatabaseBackend, age: Duration) -> SimpleExpr {
+    match backend {
+        DatabaseBackend::Postgres => Expr::cust(format!("now() - interval '{} milliseconds'", age.as_millis())),
+        _ => Expr::value(now() - chrono::TimeDelta::from_std(age).unwrap_or(chrono::TimeDelta::MAX)),
+    }
 }

@@ -18,6 +18,8 @@ pub struct Model {
     /// `CUSTOMER`, `FACTORY` or `ADMIN`.
     pub role: String,
     pub created_at: DateTimeUtc,
+    /// How many status events this customer's orders have had; the `seq` of the latest.
+    pub event_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

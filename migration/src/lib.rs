@@ -10,6 +10,7 @@ use uuid::Uuid;
 mod m20261124_000001_initial;
 mod m20261124_000002_outbox;
 mod m20261201_000003_catalog_notify;
+mod m20261202_000004_event_sequence;
 
 pub use m20261201_000003_catalog_notify::CATALOG_CHANNEL;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_outbox::Migration),
             Box::new(m20261201_000003_catalog_notify::Migration),
+            Box::new(m20261202_000004_event_sequence::Migration),
         ]
     }
 }

@@ -57,10 +57,92 @@ async fn round_trip(db: &DatabaseConnection) {
     Migrator::down(db, None).await.unwrap();
     assert_tables(db, false).await;
 
-    Migrator::up(db, None).await.unwrap();
+    events_stored_before_the_sequence_are_numbered_by_time(db).await;
     assert_tables(db, true).await;
     assert_catalog(db).await;
     assert!(Migrator::get_pending_migrations(db).await.unwrap().is_empty());
+}
+
+/// Applies the migrations before the event sequence, stores two orders' events the way the
+/// server did then, and applies the rest: each customer's events are numbered 1, 2, 3… by
+/// time, and the customer's counter continues from there.
+async fn events_stored_before_the_sequence_are_numbered_by_time(db: &DatabaseConnection) {
+    use migration::{Alias, Query};
+    Migrator::up(db, Some(3)).await.unwrap();
+    let run = async |statement: migration::InsertStatement| {
+        db.execute(&statement).await.unwrap();
+    };
+    let alice = Uuid::new_v4();
+    let mut users = Query::insert();
+    users
+        .into_table(Alias::new("users"))
+        .columns(["id", "username", "email", "password_hash", "address", "role", "created_at"].map(Alias::new))
+        .values_panic([
+            alice.into(),
+            "alice".into(),
+            "alice@example.com".into(),
+            "x".into(),
+            "1 Main St".into(),
+            "CUSTOMER".into(),
+            Utc::now().into(),
+        ]);
+    run(users).await;
+    let start = Utc::now();
+    let orders = [Uuid::new_v4(), Uuid::new_v4()];
+    for order_id in orders {
+        let mut order = Query::insert();
+        order
+            .into_table(Alias::new("orders"))
+            .columns(
+                ["id", "customer_id", "status", "version", "subtotal_cents", "discount_cents", "total_cents"]
+                    .into_iter()
+                    .chain(["shipping_address", "created_at", "updated_at"])
+                    .map(Alias::new),
+            )
+            .values_panic([
+                order_id.into(),
+                alice.into(),
+                "ACCEPTED".into(),
+                2.into(),
+                100.into(),
+                0.into(),
+                100.into(),
+                "1 Main St".into(),
+                start.into(),
+                start.into(),
+            ]);
+        run(order).await;
+    }
+    // Interleaved in time: first order v1, second v1, first v2, second v2.
+    for (n, (order_id, version)) in
+        [(orders[0], 1), (orders[1], 1), (orders[0], 2), (orders[1], 2)].into_iter().enumerate()
+    {
+        let mut event = Query::insert();
+        event
+            .into_table(Alias::new("order_events"))
+            .columns(["order_id", "version", "status", "at"].map(Alias::new))
+            .values_panic([
+                order_id.into(),
+                version.into(),
+                if version == 1 { "PENDING" } else { "ACCEPTED" }.into(),
+                (start + chrono::Duration::seconds(n as i64)).into(),
+            ]);
+        run(event).await;
+    }
+
+    Migrator::up(db, None).await.unwrap();
+    use migration::sea_orm::QueryOrder;
+    let events = order_event::Entity::find().order_by_asc(order_event::Column::At).all(db).await.unwrap();
+    let numbered: Vec<(Uuid, i32, Uuid, i64)> =
+        events.iter().map(|e| (e.order_id, e.version, e.customer_id, e.seq)).collect();
+    assert_eq!(
+        numbered,
+        vec![(orders[0], 1, alice, 1), (orders[1], 1, alice, 2), (orders[0], 2, alice, 3), (orders[1], 2, alice, 4)]
+    );
+    let stored = user::Entity::find_by_id(alice).one(db).await.unwrap().unwrap();
+    assert_eq!(stored.event_seq, 4, "the counter continues after the numbered events");
+    db.execute_unprepared("DELETE FROM orders").await.unwrap();
+    db.execute_unprepared("DELETE FROM users").await.unwrap();
 }
 
 async fn assert_tables(db: &DatabaseConnection, present: bool) {
@@ -222,6 +304,8 @@ async fn assert_constraints(db: &DatabaseConnection) {
 
     let event = order_event::ActiveModel {
         order_id: Set(order_id),
+        customer_id: Set(alice.id),
+        seq: Set(1),
         version: Set(1),
         status: Set("PENDING".into()),
         note: Set(None),
@@ -231,9 +315,12 @@ async fn assert_constraints(db: &DatabaseConnection) {
     let stored = event.clone().insert(db).await.unwrap();
     assert_eq!(stored.at.timestamp_micros(), now.timestamp_micros());
     // One event per version of an order.
-    let err = event.clone().insert(db).await.unwrap_err();
+    let err = order_event::ActiveModel { seq: Set(9), ..event.clone() }.insert(db).await.unwrap_err();
     assert_unique(&err, &["order_events_order_version_key", "order_events.order_id, order_events.version"]);
-    order_event::ActiveModel { version: Set(2), status: Set("ACCEPTED".into()), ..event.clone() }
+    // One event per place in its customer's sequence.
+    let err = order_event::ActiveModel { version: Set(2), ..event.clone() }.insert(db).await.unwrap_err();
+    assert_unique(&err, &["order_events_customer_seq_key", "order_events.customer_id, order_events.seq"]);
+    order_event::ActiveModel { version: Set(2), seq: Set(2), status: Set("ACCEPTED".into()), ..event.clone() }
         .insert(db)
         .await
         .unwrap();
@@ -258,6 +345,7 @@ fn new_user(username: &str, email: &str, role: &str) -> user::ActiveModel {
         address: Set("1 Main St".into()),
         role: Set(role.into()),
         created_at: Set(Utc::now()),
+        event_seq: Set(0),
     }
 }
 

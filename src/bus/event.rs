@@ -6,7 +6,9 @@ use uuid::Uuid;
 
 use crate::domain::OrderStatus;
 
-/// `{orderId, userId, status, version, at, note}` on `<prefix>order-status`.
+/// `{orderId, userId, status, version, at, note, seq}` on `<prefix>order-status`: the
+/// contract's fields, and `seq`, the event's place in its customer's sequence (see
+/// migration `m20261202_000004_event_sequence`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusEvent {
@@ -18,6 +20,10 @@ pub struct StatusEvent {
     pub version: i32,
     pub at: DateTime<Utc>,
     pub note: Option<String>,
+    /// 0 from an instance older than the sequence (during a rolling upgrade): a subscriber
+    /// that needs it reads the event from the database instead.
+    #[serde(default)]
+    pub seq: i64,
 }
 
 mod status_text {
@@ -48,6 +54,7 @@ mod tests {
             version: 3,
             at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             note: None,
+            seq: 7,
         };
         let json: serde_json::Value = serde_json::to_value(&event).unwrap();
         assert_eq!(
@@ -58,9 +65,18 @@ mod tests {
                 "status": "IN_PRODUCTION",
                 "version": 3,
                 "at": "2027-01-15T08:00:00Z",
-                "note": null
+                "note": null,
+                "seq": 7
             })
         );
         assert_eq!(serde_json::from_value::<StatusEvent>(json).unwrap(), event);
+    }
+
+    #[test]
+    fn an_event_without_a_sequence_number_is_read_as_zero() {
+        let json = r#"{"orderId":"00000000-0000-0000-0000-000000000001","userId":"00000000-0000-0000-0000-000000000002",
+            "status":"ACCEPTED","version":2,"at":"2027-01-15T08:00:00.123456+00:00","note":"x"}"#;
+        let event: StatusEvent = serde_json::from_str(json).unwrap();
+        assert_eq!((event.seq, event.version, event.at.timestamp_subsec_micros()), (0, 2, 123_456));
     }
 }

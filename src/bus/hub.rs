@@ -147,6 +147,7 @@ mod tests {
             version,
             at: chrono::Utc::now(),
             note: None,
+            seq: version.into(),
         }
     }
 

@@ -18,12 +18,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use entity::outbox;
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -95,15 +94,15 @@ pub struct Written {
 /// Adds `message` to the outbox inside the caller's transaction.
 pub async fn write(txn: &impl ConnectionTrait, message: OutboxMessage) -> Result<Written, DbErr> {
     let (topic, payload) = message.encode()?;
-    let row = outbox::ActiveModel {
-        topic: Set(topic.to_owned()),
-        payload: Set(payload),
-        created_at: Set(db::now()),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok(Written { id: row.id, message })
+    let backend = txn.get_database_backend();
+    let insert = Query::insert()
+        .into_table(outbox::Entity)
+        .columns([outbox::Column::Topic, outbox::Column::Payload, outbox::Column::CreatedAt])
+        .values_panic([topic.into(), payload.into(), db::now_in(backend)])
+        .returning_col(outbox::Column::Id)
+        .to_owned();
+    let row = txn.query_one(&insert).await?.ok_or_else(|| DbErr::Custom("the outbox insert returned no id".into()))?;
+    Ok(Written { id: row.try_get("", "id")?, message })
 }
 
 /// Hands committed messages to this instance's relay.
@@ -167,7 +166,7 @@ impl Relay {
                         batch.clear();
                         result
                     }
-                    _ = poll.tick() => self.drain(Some(db::now() - orphan_age())).await,
+                    _ = poll.tick() => self.drain(Some(ORPHAN_AGE)).await,
                 }
             };
             match drained {
@@ -201,12 +200,12 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes the rows of the table written before `before` (all of them: `None`),
-    /// oldest first, a batch at a time.
-    async fn drain(&self, before: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+    /// Publishes the rows of the table older than `age` (all of them: `None`), oldest
+    /// first, a batch at a time.
+    async fn drain(&self, age: Option<Duration>) -> anyhow::Result<()> {
         let postgres = self.db.get_database_backend() == DatabaseBackend::Postgres;
         loop {
-            let more = if postgres { self.relay_locked_batch(before).await? } else { self.relay_batch(before).await? };
+            let more = if postgres { self.relay_locked_batch(age).await? } else { self.relay_batch(age).await? };
             if !more {
                 return Ok(());
             }
@@ -215,9 +214,12 @@ impl Relay {
 
     /// PostgreSQL: the batch stays locked (and skipped by other instances' relays) until it
     /// is published and deleted.
-    async fn relay_locked_batch(&self, before: Option<DateTime<Utc>>) -> anyhow::Result<bool> {
+    async fn relay_locked_batch(&self, age: Option<Duration>) -> anyhow::Result<bool> {
         let txn = self.db.begin().await?;
-        let rows = oldest(before).lock_with_behavior(LockType::Update, LockBehavior::SkipLocked).all(&txn).await?;
+        let rows = oldest(DatabaseBackend::Postgres, age)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await?;
         if !rows.is_empty() {
             self.publish_rows(&rows).await?;
             delete(&txn, rows.iter().map(|r| r.id)).await?;
@@ -228,8 +230,8 @@ impl Relay {
 
     /// SQLite: one instance, one connection; no transaction is held while publishing, so a
     /// slow or absent Redis never blocks the requests waiting for that connection.
-    async fn relay_batch(&self, before: Option<DateTime<Utc>>) -> anyhow::Result<bool> {
-        let rows = oldest(before).all(&self.db).await?;
+    async fn relay_batch(&self, age: Option<Duration>) -> anyhow::Result<bool> {
+        let rows = oldest(self.db.get_database_backend(), age).all(&self.db).await?;
         if !rows.is_empty() {
             self.publish_rows(&rows).await?;
             delete(&self.db, rows.iter().map(|r| r.id)).await?;
@@ -249,14 +251,10 @@ impl Relay {
     }
 }
 
-fn orphan_age() -> chrono::TimeDelta {
-    chrono::TimeDelta::milliseconds(ORPHAN_AGE.as_millis() as i64)
-}
-
-fn oldest(before: Option<DateTime<Utc>>) -> sea_orm::Select<outbox::Entity> {
+fn oldest(backend: DatabaseBackend, age: Option<Duration>) -> sea_orm::Select<outbox::Entity> {
     let mut query = outbox::Entity::find();
-    if let Some(before) = before {
-        query = query.filter(outbox::Column::CreatedAt.lt(before));
+    if let Some(age) = age {
+        query = query.filter(Expr::col(outbox::Column::CreatedAt).lt(db::ago_in(backend, age)));
     }
     query.order_by_asc(outbox::Column::Id).limit(BATCH as u64)
 }

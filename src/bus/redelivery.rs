@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use entity::order;
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement, TransactionTrait,
@@ -44,15 +44,20 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, outbox: &
             return Ok(0);
         }
     }
-    let now = db::now();
-    let cutoff = now - chrono::Duration::from_std(redeliver_after).unwrap_or(chrono::Duration::seconds(30));
+    // The database's clock, not this instance's: one whose clock is ahead would hand out
+    // orders a factory is still working on, one whose clock is behind would never.
+    let backend = db.get_database_backend();
     let finals: Vec<&str> = OrderStatus::ALL.iter().filter(|s| s.is_final()).map(|s| s.as_str()).collect();
     let stale: Vec<uuid::Uuid> = order::Entity::find()
         .select_only()
         .column(order::Column::Id)
         .filter(order::Column::Status.is_not_in(finals))
-        .filter(order::Column::UpdatedAt.lt(cutoff))
-        .filter(Condition::any().add(order::Column::DispatchedAt.is_null()).add(order::Column::DispatchedAt.lt(cutoff)))
+        .filter(Expr::col(order::Column::UpdatedAt).lt(db::ago_in(backend, redeliver_after)))
+        .filter(
+            Condition::any()
+                .add(order::Column::DispatchedAt.is_null())
+                .add(Expr::col(order::Column::DispatchedAt).lt(db::ago_in(backend, redeliver_after))),
+        )
         .order_by_asc(order::Column::UpdatedAt)
         .limit(BATCH)
         .into_tuple()
@@ -64,7 +69,7 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, outbox: &
     }
     if !stale.is_empty() {
         order::Entity::update_many()
-            .col_expr(order::Column::DispatchedAt, Expr::value(now))
+            .col_expr(order::Column::DispatchedAt, db::now_in(backend))
             .filter(order::Column::Id.is_in(stale.iter().copied()))
             .exec(&txn)
             .await?;

@@ -7,7 +7,8 @@ use super::context::{caller, state};
 use super::inputs::parse_record_id;
 use super::types::OrderStatusEvent;
 use crate::error::AppError;
-use crate::services::{order_feed, orders};
+use crate::services::order_feed::{self, EventCursor};
+use crate::services::orders;
 
 #[derive(Default)]
 pub struct OrderSubscription;
@@ -38,12 +39,23 @@ impl OrderSubscription {
             .map(|event| event.map(OrderStatusEvent::from).map_err(Into::into)))
     }
 
-    /// Every status event of the caller's orders from now on, including PENDING when an
-    /// order is placed.
-    async fn my_order_events(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Result<OrderStatusEvent>> + use<>> {
+    /// Every status event of the caller's orders, including PENDING when an order is
+    /// placed, live, in the order they were committed. With `after` (the `cursor` of an
+    /// event received earlier), every event that followed that one is replayed first,
+    /// exactly once, to resume after a reconnect; without it, events from now on.
+    async fn my_order_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<OrderStatusEvent>> + use<>> {
         let principal = caller(ctx).require()?;
+        let after = after
+            .map(|text| {
+                EventCursor::decode(&text).ok_or_else(|| AppError::bad_input("after", "is not a cursor of this API"))
+            })
+            .transpose()?;
         let state = state(ctx)?;
-        Ok(order_feed::user_events(state.db.clone(), state.hub.clone(), principal.user_id)
-            .map(|event| event.map(OrderStatusEvent::from).map_err(Into::into)))
+        let events = order_feed::user_events(state.db.clone(), state.hub.clone(), principal.user_id, after).await?;
+        Ok(events.map(|event| event.map(OrderStatusEvent::from).map_err(Into::into)))
     }
 }

@@ -10,6 +10,7 @@ use super::loaders::{DiscountsLoader, HistoryLoader, LinesLoader, UserLoader};
 use super::scalars::DateTime;
 use crate::domain::{self, money::CURRENCY};
 use crate::error::AppError;
+use crate::services::order_feed::EventCursor;
 use crate::services::{accounts, catalog, orders};
 
 /// What an account may do.
@@ -316,6 +317,9 @@ pub struct OrderStatusEvent {
     pub at: DateTime,
     /// Why, when someone said (always for FAILED).
     pub note: Option<String>,
+    /// Opaque. `myOrderEvents(after:)` with this cursor replays every event of the same
+    /// customer's orders committed after this one.
+    pub cursor: String,
 }
 
 impl From<orders::OrderEvent> for OrderStatusEvent {
@@ -326,6 +330,7 @@ impl From<orders::OrderEvent> for OrderStatusEvent {
             version: e.version,
             at: e.at.into(),
             note: e.note,
+            cursor: EventCursor(e.seq).encode(),
         }
     }
 }

@@ -75,6 +75,7 @@ pub async fn register(
         address: Set(new.address.as_str().to_owned()),
         role: Set(role.as_str().to_owned()),
         created_at: Set(db::now()),
+        event_seq: Set(0),
     };
     match model.insert(db).await {
         Ok(model) => Account::try_from(model),

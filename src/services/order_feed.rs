@@ -4,18 +4,16 @@
 //! (a version jumps, the hub says resync), the missing events are read from the database,
 //! which is the record.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use entity::{order, order_event};
+use base64::Engine;
+use entity::{order_event, user};
 use futures::Stream;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::bus::EventHub;
 use crate::bus::hub::{HubMessage, HubReceiver};
-use crate::db;
 use crate::error::AppError;
 use crate::services::feed_reads::{FeedReads, OrderHistory};
 use crate::services::orders::OrderEvent;
@@ -30,8 +28,11 @@ pub fn order_status(
     history: OrderHistory,
     after_version: Option<i32>,
 ) -> impl Stream<Item = Result<OrderEvent, AppError>> {
+    // Only what the loop needs is kept, not the whole order: this state lives as long as
+    // the subscription, and an instance holds tens of thousands of them.
+    let OrderHistory { order, events } = history;
+    let (order_id, settled) = (order.id, order.status.is_final().then_some(order.version));
     async_stream::try_stream! {
-        let OrderHistory { order, events } = history;
         let mut last = after_version.unwrap_or(0);
         let backlog = match after_version {
             Some(_) => events,
@@ -45,7 +46,7 @@ pub fn order_status(
                 return;
             }
         }
-        if order.status.is_final() && last >= order.version {
+        if settled.is_some_and(|version| last >= version) {
             return;
         }
         loop {
@@ -53,7 +54,7 @@ pub fn order_status(
                 HubMessage::Event(event) if event.version <= last => continue,
                 HubMessage::Event(event) if event.version == last + 1 => vec![OrderEvent::from(&*event)],
                 HubMessage::Event(_) | HubMessage::Resync => {
-                    reads.history(order.id, last).await?.map(|h| h.events).unwrap_or_default()
+                    reads.history(order_id, last).await?.map(|h| h.events).unwrap_or_default()
                 }
             };
             for event in missed {
@@ -71,85 +72,118 @@ pub fn order_status(
     }
 }
 
-/// `myOrderEvents`: every status event of `user_id`'s orders from now on, live, each
-/// order's versions increasing without gaps or repeats.
-pub fn user_events(
+/// Where `myOrderEvents` resumes: after the event with this place in its customer's
+/// sequence. Opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor(pub i64);
+
+impl EventCursor {
+    const VERSION: &'static str = "e1";
+
+    pub fn encode(self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{}", Self::VERSION, self.0))
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (Self::VERSION, seq) = raw.split_once('|')? else { return None };
+        seq.parse().ok().filter(|seq| *seq >= 0).map(EventCursor)
+    }
+}
+
+/// `myOrderEvents`: every status event of `user_id`'s orders after `after` (replayed from
+/// the record), or from now on without it, then live; in the order they were committed,
+/// each exactly once.
+///
+/// Events of one customer are numbered 1, 2, 3… in commit order (`seq`), so the feed
+/// only has to follow that number: the next one live is delivered, one already seen is
+/// skipped, and a jump (a lost message, a lag, a reconnect) is filled from the database,
+/// which holds every event up to the highest number anyone has seen.
+///
+/// "Now" is when the subscription registers with the hub, which happens before this
+/// function first waits; the customer's latest number is read just after. An event
+/// committed between the two arrives live with a number at or below that latest one: it is
+/// delivered too, as long as that keeps the order.
+pub async fn user_events(
     db: DatabaseConnection,
     hub: Arc<EventHub>,
     user_id: Uuid,
-) -> impl Stream<Item = Result<OrderEvent, AppError>> {
-    async_stream::try_stream! {
-        let mut live = hub.subscribe_user(user_id);
-        let since = db::now();
-        let mut last: HashMap<Uuid, i32> = HashMap::new();
+    after: Option<EventCursor>,
+) -> Result<impl Stream<Item = Result<OrderEvent, AppError>>, AppError> {
+    let mut live = hub.subscribe_user(user_id);
+    let start = latest_seq(&db, user_id).await?;
+    let replay_after = match after {
+        Some(EventCursor(seq)) if seq > start => {
+            return Err(AppError::bad_input("after", "is not the cursor of an event of your orders"));
+        }
+        Some(EventCursor(seq)) => Some(seq),
+        None => None,
+    };
+    Ok(async_stream::try_stream! {
+        let mut last = replay_after.unwrap_or(start);
+        // The highest number at or below `start` delivered from the live feed; with a
+        // cursor everything up to `start` comes from the record instead.
+        let mut early = if replay_after.is_some() { start } else { 0 };
+        if last < start {
+            for event in user_events_after(&db, user_id, last).await? {
+                last = event.seq;
+                yield event;
+            }
+        }
         loop {
             let missed = match live.recv().await {
-                HubMessage::Event(event) => match last.get(&event.order_id) {
-                    Some(&seen) if event.version <= seen => continue,
-                    Some(&seen) if event.version == seen + 1 => vec![OrderEvent::from(&*event)],
-                    // First sighting since the subscription began, or a gap: take this
-                    // order's events since then from the record.
-                    _ => order_events_since(&db, event.order_id, since).await?,
-                },
-                HubMessage::Resync => user_events_since(&db, user_id, since).await?,
+                HubMessage::Event(event) if event.seq != 0 && event.seq <= last => {
+                    if last == start && event.seq > early {
+                        early = event.seq;
+                        yield OrderEvent::from(&*event);
+                    }
+                    continue;
+                }
+                HubMessage::Event(event) if event.seq == last + 1 => vec![OrderEvent::from(&*event)],
+                HubMessage::Event(_) | HubMessage::Resync => user_events_after(&db, user_id, last).await?,
             };
             for event in missed {
-                let seen = last.entry(event.order_id).or_insert(0);
-                if event.version > *seen {
-                    *seen = event.version;
+                if event.seq > last {
+                    last = event.seq;
                     yield event;
                 }
             }
         }
-    }
+    })
 }
 
-async fn order_events_since(
-    db: &DatabaseConnection,
-    order_id: Uuid,
-    since: DateTime<Utc>,
-) -> Result<Vec<OrderEvent>, AppError> {
-    events_of(db, order_id, order_event::Column::At.gte(since)).await
+/// The `seq` of the customer's latest committed event (0: none yet).
+async fn latest_seq(db: &DatabaseConnection, user_id: Uuid) -> Result<i64, AppError> {
+    let seq: Option<i64> =
+        user::Entity::find_by_id(user_id).select_only().column(user::Column::EventSeq).into_tuple().one(db).await?;
+    Ok(seq.unwrap_or(0))
 }
 
-/// One order's events that match `condition`, version ascending.
-async fn events_of(
-    db: &DatabaseConnection,
-    order_id: Uuid,
-    condition: sea_orm::sea_query::SimpleExpr,
-) -> Result<Vec<OrderEvent>, AppError> {
+/// The customer's events after `seq`, in commit order.
+async fn user_events_after(db: &DatabaseConnection, user_id: Uuid, seq: i64) -> Result<Vec<OrderEvent>, AppError> {
     let rows = order_event::Entity::find()
-        .filter(order_event::Column::OrderId.eq(order_id))
-        .filter(condition)
-        .order_by_asc(order_event::Column::Version)
+        .filter(order_event::Column::CustomerId.eq(user_id))
+        .filter(order_event::Column::Seq.gt(seq))
+        .order_by_asc(order_event::Column::Seq)
         .all(db)
         .await?;
     rows.into_iter().map(OrderEvent::try_from).collect()
 }
 
-async fn user_events_since(
-    db: &DatabaseConnection,
-    user_id: Uuid,
-    since: DateTime<Utc>,
-) -> Result<Vec<OrderEvent>, AppError> {
-    // Every event bumps its order's `updated_at`, so these are the orders that can have any.
-    let ids: Vec<Uuid> = order::Entity::find()
-        .select_only()
-        .column(order::Column::Id)
-        .filter(order::Column::CustomerId.eq(user_id))
-        .filter(order::Column::UpdatedAt.gte(since))
-        .into_tuple()
-        .all(db)
-        .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        for seq in [0, 1, 41, i64::MAX] {
+            assert_eq!(EventCursor::decode(&EventCursor(seq).encode()), Some(EventCursor(seq)));
+        }
+        let forged = |raw: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        for bad in [forged("e1|-1"), forged("e2|5"), forged("e1|x"), forged("e1|5|6"), "not base64!".into(), "".into()]
+        {
+            assert_eq!(EventCursor::decode(&bad), None, "{bad}");
+        }
     }
-    let rows = order_event::Entity::find()
-        .filter(order_event::Column::OrderId.is_in(ids))
-        .filter(order_event::Column::At.gte(since))
-        .order_by_asc(order_event::Column::At)
-        .order_by_asc(order_event::Column::Version)
-        .all(db)
-        .await?;
-    rows.into_iter().map(OrderEvent::try_from).collect()
 }

@@ -8,6 +8,11 @@
 //! its own). SQLite has no data-modifying CTEs; there the same rows are written by several
 //! statements in one transaction, which costs no network round trips on an embedded
 //! database. The black-box tests run against both, so the two stay equivalent.
+//!
+//! Every event takes the next number of its customer's sequence (`users.event_seq`, see
+//! migration `m20261202_000004_event_sequence`), and on PostgreSQL every time written here
+//! is the database's `now()`: instances whose clocks disagree cannot reorder a history or
+//! hide an order from redelivery.
 
 use chrono::{DateTime, Utc};
 use entity::{order, order_discount, order_event, order_line};
@@ -21,8 +26,8 @@ use uuid::Uuid;
 
 use crate::bus::StatusEvent;
 use crate::bus::outbox::{self, OutboxMessage, TOPIC_ORDERS, TOPIC_STATUS, Written};
+use crate::db;
 use crate::domain::{LineKind, OrderStatus, Quote};
-use crate::services::accounts;
 
 /// A priced order about to be stored.
 pub struct NewOrder {
@@ -35,14 +40,26 @@ pub struct NewOrder {
     /// tells a repeat of a request from a different one under the same idempotency key.
     pub cart_fingerprint: String,
     pub quote: Quote,
-    pub at: DateTime<Utc>,
 }
 
 /// What [`insert`] stored beyond what the caller knew.
 pub struct Stored {
     pub shipping_address: String,
+    pub created_at: DateTime<Utc>,
     /// To hand to [`outbox::Outbox::committed`].
     pub written: Vec<Written>,
+}
+
+/// A status change about to be stored: the order moves from `version - 1` to `version`.
+pub struct NewEvent {
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub status: OrderStatus,
+    pub version: i32,
+    pub note: Option<String>,
+    /// The previous event's time: a history never goes back in time, even when the clock
+    /// that stamps it steps back.
+    pub not_before: DateTime<Utc>,
 }
 
 /// The stored request fingerprint of an order placed with an idempotency key.
@@ -57,18 +74,9 @@ const FINGERPRINT_ADDRESS: &str = "|A:";
 /// `None` when the customer's account no longer exists. A unique violation means an order
 /// with the same idempotency key exists.
 pub async fn insert(db: &DatabaseConnection, new: &NewOrder) -> Result<Option<Stored>, DbErr> {
-    let pending = StatusEvent {
-        order_id: new.id,
-        user_id: new.customer_id,
-        status: OrderStatus::Pending,
-        version: 1,
-        at: new.at,
-        note: None,
-    };
-    let messages = [OutboxMessage::Order(new.id), OutboxMessage::Status(pending)];
     match db.get_database_backend() {
-        DatabaseBackend::Postgres => insert_in_one_statement(db, new, messages).await,
-        _ => insert_in_transaction(db, new, messages).await,
+        DatabaseBackend::Postgres => insert_in_one_statement(db, new).await,
+        _ => insert_in_transaction(db, new).await,
     }
 }
 
@@ -116,46 +124,62 @@ fn json(rows: &impl Serialize) -> Result<String, DbErr> {
 }
 
 /// The whole order in one statement (`'|A:'` is [`FINGERPRINT_ADDRESS`]; the idempotency
-/// tests replay orders stored this way against the fingerprint computed in Rust). Lines and discounts travel as JSON arrays, so the
-/// statement's text is the same for every cart and stays prepared on each connection.
+/// tests replay orders stored this way against the fingerprint computed in Rust). Lines and
+/// discounts travel as JSON arrays, so the statement's text is the same for every cart and
+/// stays prepared on each connection. The first CTE takes the customer's next event number
+/// and, with it, the row lock that orders this customer's events by commit.
 const INSERT_ORDER_SQL: &str = r#"
-WITH o AS (
+WITH u AS (
+    UPDATE users SET event_seq = event_seq + 1 WHERE id = $2
+    RETURNING id, address, event_seq
+), o AS (
     INSERT INTO orders (id, customer_id, status, version, subtotal_cents, discount_cents, total_cents,
                         shipping_address, idempotency_key, request_fingerprint, created_at, updated_at, dispatched_at)
     SELECT $1, u.id, 'PENDING', 1, $3, $4, $5, COALESCE($6::text, u.address), $7::text,
            CASE WHEN $7::text IS NULL THEN NULL ELSE $8::text || '|A:' || COALESCE($6::text, u.address) END,
-           $9, $9, $9
-    FROM users u WHERE u.id = $2
-    RETURNING id, shipping_address
+           now(), now(), now()
+    FROM u
+    RETURNING id, customer_id, shipping_address, created_at
 ), lines AS (
     INSERT INTO order_lines (order_id, position, kind, figurine_id, package_id, quantity,
                              unit_price_cents, subtotal_cents, discount_cents, total_cents)
     SELECT o.id, l.position, l.kind, l.figurine_id, l.package_id, l.quantity,
            l.unit_price_cents, l.subtotal_cents, l.discount_cents, l.total_cents
-    FROM o, json_to_recordset($10::json) AS l(position int, kind text, figurine_id uuid, package_id uuid,
+    FROM o, json_to_recordset($9::json) AS l(position int, kind text, figurine_id uuid, package_id uuid,
         quantity int, unit_price_cents bigint, subtotal_cents bigint, discount_cents bigint, total_cents bigint)
 ), discounts AS (
     INSERT INTO order_discounts (order_id, code, description, amount_cents)
     SELECT o.id, d.code, d.description, d.amount_cents
-    FROM o, json_to_recordset($11::json) AS d(code text, description text, amount_cents bigint)
+    FROM o, json_to_recordset($10::json) AS d(code text, description text, amount_cents bigint)
 ), event AS (
-    INSERT INTO order_events (order_id, version, status, note, at)
-    SELECT o.id, 1, 'PENDING', NULL, $9 FROM o
+    INSERT INTO order_events (order_id, customer_id, seq, version, status, note, at)
+    SELECT o.id, o.customer_id, u.event_seq, 1, 'PENDING', NULL, o.created_at FROM o, u
+    RETURNING order_id, customer_id, seq, version, status, note, at
 ), messages AS (
     INSERT INTO outbox (topic, payload, created_at)
-    SELECT m.topic, m.payload, $9
-    FROM o, (VALUES (1, $12::text, $13::text), (2, $14::text, $15::text)) AS m(n, topic, payload)
+    SELECT m.topic, m.payload, now()
+    FROM event, LATERAL (VALUES (1, $11::text, $12::text), (2, $13::text, STATUS_PAYLOAD)) AS m(n, topic, payload)
     ORDER BY m.n
     RETURNING id, topic
 )
-SELECT o.shipping_address, messages.id, messages.topic FROM o, messages ORDER BY messages.id
+SELECT o.shipping_address, o.created_at, event.seq, messages.id, messages.topic
+FROM o, event, messages ORDER BY messages.id
 "#;
 
-async fn insert_in_one_statement(
-    db: &DatabaseConnection,
-    new: &NewOrder,
-    messages: [OutboxMessage; 2],
-) -> Result<Option<Stored>, DbErr> {
+/// The outbox payload of the event in CTE `event`, built in SQL because its number and
+/// time are only known there. The same JSON as [`StatusEvent`]'s serde form (checked by
+/// `the_payload_built_in_sql_is_a_status_event`, and used whenever the relay reads the
+/// table rather than its memory).
+const STATUS_PAYLOAD_SQL: &str = "json_build_object('orderId', event.order_id, 'userId', event.customer_id, \
+     'status', event.status, 'version', event.version, 'at', event.at, 'note', event.note, 'seq', event.seq)::text";
+
+/// [`INSERT_ORDER_SQL`] with the payload expression in place.
+fn insert_order_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| INSERT_ORDER_SQL.replace("STATUS_PAYLOAD", STATUS_PAYLOAD_SQL))
+}
+
+async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOrder) -> Result<Option<Stored>, DbErr> {
     let lines = json(&line_rows(&new.quote))?;
     let discounts: Vec<DiscountRow<'_>> = new
         .quote
@@ -164,8 +188,7 @@ async fn insert_in_one_statement(
         .map(|d| DiscountRow { code: &d.code, description: &d.description, amount_cents: d.amount.cents() })
         .collect();
     let discounts = json(&discounts)?;
-    let (order_topic, order_payload) = messages[0].encode()?;
-    let (status_topic, status_payload) = messages[1].encode()?;
+    let (order_topic, order_payload) = OutboxMessage::Order(new.id).encode()?;
     let values: Vec<Value> = vec![
         new.id.into(),
         new.customer_id.into(),
@@ -175,45 +198,58 @@ async fn insert_in_one_statement(
         new.shipping_address.clone().into(),
         new.idempotency_key.clone().into(),
         new.cart_fingerprint.clone().into(),
-        new.at.into(),
         lines.into(),
         discounts.into(),
         order_topic.into(),
         order_payload.into(),
-        status_topic.into(),
-        status_payload.into(),
+        TOPIC_STATUS.into(),
     ];
     let rows =
-        db.query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, INSERT_ORDER_SQL, values)).await?;
+        db.query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, insert_order_sql(), values)).await?;
     let Some(first) = rows.first() else { return Ok(None) };
     let shipping_address: String = first.try_get("", "shipping_address")?;
+    let created_at: DateTime<Utc> = first.try_get("", "created_at")?;
+    let seq: i64 = first.try_get("", "seq")?;
+    let mut messages = [
+        (TOPIC_ORDERS, Some(OutboxMessage::Order(new.id))),
+        (TOPIC_STATUS, Some(OutboxMessage::Status(pending(new, seq, created_at)))),
+    ];
     let mut written = Vec::with_capacity(2);
-    let [order_message, status_message] = messages;
-    let mut by_topic = [(TOPIC_ORDERS, Some(order_message)), (TOPIC_STATUS, Some(status_message))];
     for row in &rows {
         let id: i64 = row.try_get("", "id")?;
         let topic: String = row.try_get("", "topic")?;
-        if let Some((_, message)) = by_topic.iter_mut().find(|(t, _)| *t == topic)
+        if let Some((_, message)) = messages.iter_mut().find(|(t, _)| *t == topic)
             && let Some(message) = message.take()
         {
             written.push(Written { id, message });
         }
     }
-    Ok(Some(Stored { shipping_address, written }))
+    Ok(Some(Stored { shipping_address, created_at, written }))
 }
 
-async fn insert_in_transaction(
-    db: &DatabaseConnection,
-    new: &NewOrder,
-    messages: [OutboxMessage; 2],
-) -> Result<Option<Stored>, DbErr> {
-    // Read before the transaction begins: on SQLite a transaction that reads and then
-    // writes cannot wait for another process's writer, and fails with "database is locked".
-    let Some(account) = accounts::find_address(db, new.customer_id).await? else {
+/// The first event of `new`, as stored.
+fn pending(new: &NewOrder, seq: i64, at: DateTime<Utc>) -> StatusEvent {
+    StatusEvent {
+        order_id: new.id,
+        user_id: new.customer_id,
+        status: OrderStatus::Pending,
+        version: 1,
+        at,
+        note: None,
+        seq,
+    }
+}
+
+async fn insert_in_transaction(db: &DatabaseConnection, new: &NewOrder) -> Result<Option<Stored>, DbErr> {
+    // The transaction writes first: on SQLite one that reads and then writes cannot wait
+    // for another process's writer, and fails with "database is locked".
+    let txn = db.begin().await?;
+    let Some((seq, account_address)) = next_seq(&txn, new.customer_id).await? else {
+        txn.rollback().await?;
         return Ok(None);
     };
-    let shipping_address = new.shipping_address.clone().unwrap_or(account);
-    let txn = db.begin().await?;
+    let shipping_address = new.shipping_address.clone().unwrap_or(account_address);
+    let at = db::now();
     order::ActiveModel {
         id: Set(new.id),
         customer_id: Set(new.customer_id),
@@ -228,9 +264,9 @@ async fn insert_in_transaction(
             .idempotency_key
             .as_ref()
             .map(|_| fingerprint(&new.cart_fingerprint, &shipping_address))),
-        created_at: Set(new.at),
-        updated_at: Set(new.at),
-        dispatched_at: Set(Some(new.at)),
+        created_at: Set(at),
+        updated_at: Set(at),
+        dispatched_at: Set(Some(at)),
     }
     .insert(&txn)
     .await?;
@@ -258,109 +294,138 @@ async fn insert_in_transaction(
         });
         order_discount::Entity::insert_many(discounts).exec(&txn).await?;
     }
-    insert_event(&txn, new.id, OrderStatus::Pending, 1, new.at, None).await?;
-    let mut written = Vec::with_capacity(messages.len());
-    for message in messages {
+    let event = pending(new, seq, at);
+    insert_event(&txn, &event).await?;
+    let mut written = Vec::with_capacity(2);
+    for message in [OutboxMessage::Order(new.id), OutboxMessage::Status(event)] {
         written.push(outbox::write(&txn, message).await?);
     }
     txn.commit().await?;
-    Ok(Some(Stored { shipping_address, written }))
+    Ok(Some(Stored { shipping_address, created_at: at, written }))
 }
 
-/// Moves an order from `expected_version` to `event` (its status, version and time) and
-/// appends the event with its outbox message, atomically. `None` when the order is no
-/// longer at `expected_version`: another writer moved it first.
-pub async fn advance(
-    db: &DatabaseConnection,
-    expected_version: i32,
-    event: &StatusEvent,
-) -> Result<Option<Vec<Written>>, DbErr> {
-    let message = OutboxMessage::Status(event.clone());
+/// Takes the customer's next event number (and with it the customer's row lock, held
+/// until commit); also answers the account's address. `None`: no such account.
+async fn next_seq(txn: &impl ConnectionTrait, customer_id: Uuid) -> Result<Option<(i64, String)>, DbErr> {
+    let backend = txn.get_database_backend();
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "UPDATE users SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq, address",
+            [customer_id.into()],
+        ))
+        .await?;
+    row.map(|row| Ok((row.try_get("", "event_seq")?, row.try_get("", "address")?))).transpose()
+}
+
+/// Moves an order from `new.version - 1` to `new`, and appends the event with its outbox
+/// message, atomically. `None` when the order is no longer at that version: another writer
+/// moved it first.
+pub async fn advance(db: &DatabaseConnection, new: &NewEvent) -> Result<Option<(StatusEvent, Written)>, DbErr> {
     match db.get_database_backend() {
-        DatabaseBackend::Postgres => advance_in_one_statement(db, expected_version, event, message).await,
-        _ => advance_in_transaction(db, expected_version, event, message).await,
+        DatabaseBackend::Postgres => advance_in_one_statement(db, new).await,
+        _ => advance_in_transaction(db, new).await,
     }
 }
 
+/// Locks the order by its compare-and-set, then the customer's row by taking the next
+/// event number: always in that order, so two changes cannot deadlock.
 const ADVANCE_SQL: &str = r#"
 WITH moved AS (
-    UPDATE orders SET status = $3, version = $4, updated_at = $5
+    UPDATE orders SET status = $3, version = $4, updated_at = GREATEST(now(), updated_at)
     WHERE id = $1 AND version = $2
-    RETURNING id
+    RETURNING id, customer_id, updated_at
+), u AS (
+    UPDATE users SET event_seq = event_seq + 1 FROM moved WHERE users.id = moved.customer_id
+    RETURNING users.event_seq
 ), event AS (
-    INSERT INTO order_events (order_id, version, status, note, at)
-    SELECT moved.id, $4, $3, $6::text, $5 FROM moved
+    INSERT INTO order_events (order_id, customer_id, seq, version, status, note, at)
+    SELECT moved.id, moved.customer_id, u.event_seq, $4, $3, $5::text, moved.updated_at FROM moved, u
+    RETURNING order_id, customer_id, seq, version, status, note, at
 ), message AS (
     INSERT INTO outbox (topic, payload, created_at)
-    SELECT $7, $8, $5 FROM moved
+    SELECT $6, STATUS_PAYLOAD, now() FROM event
     RETURNING id
 )
-SELECT id FROM message
+SELECT message.id, event.seq, event.at FROM message, event
 "#;
+
+fn advance_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| ADVANCE_SQL.replace("STATUS_PAYLOAD", STATUS_PAYLOAD_SQL))
+}
 
 async fn advance_in_one_statement(
     db: &DatabaseConnection,
-    expected_version: i32,
-    event: &StatusEvent,
-    message: OutboxMessage,
-) -> Result<Option<Vec<Written>>, DbErr> {
-    let (topic, payload) = message.encode()?;
+    new: &NewEvent,
+) -> Result<Option<(StatusEvent, Written)>, DbErr> {
     let values: Vec<Value> = vec![
-        event.order_id.into(),
-        expected_version.into(),
-        event.status.as_str().into(),
-        event.version.into(),
-        event.at.into(),
-        event.note.clone().into(),
-        topic.into(),
-        payload.into(),
+        new.order_id.into(),
+        (new.version - 1).into(),
+        new.status.as_str().into(),
+        new.version.into(),
+        new.note.clone().into(),
+        TOPIC_STATUS.into(),
     ];
-    let row = db.query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, ADVANCE_SQL, values)).await?;
-    match row {
-        Some(row) => Ok(Some(vec![Written { id: row.try_get("", "id")?, message }])),
-        None => Ok(None),
+    let row =
+        db.query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, advance_sql(), values)).await?;
+    let Some(row) = row else { return Ok(None) };
+    let event = stored_event(new, row.try_get("", "seq")?, row.try_get("", "at")?);
+    let written = Written { id: row.try_get("", "id")?, message: OutboxMessage::Status(event.clone()) };
+    Ok(Some((event, written)))
+}
+
+fn stored_event(new: &NewEvent, seq: i64, at: DateTime<Utc>) -> StatusEvent {
+    StatusEvent {
+        order_id: new.order_id,
+        user_id: new.customer_id,
+        status: new.status,
+        version: new.version,
+        at,
+        note: new.note.clone(),
+        seq,
     }
 }
 
 async fn advance_in_transaction(
     db: &DatabaseConnection,
-    expected_version: i32,
-    event: &StatusEvent,
-    message: OutboxMessage,
-) -> Result<Option<Vec<Written>>, DbErr> {
+    new: &NewEvent,
+) -> Result<Option<(StatusEvent, Written)>, DbErr> {
+    let at = db::now().max(new.not_before);
     let txn = db.begin().await?;
     let updated = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(event.status.as_str()))
-        .col_expr(order::Column::Version, Expr::value(event.version))
-        .col_expr(order::Column::UpdatedAt, Expr::value(event.at))
-        .filter(order::Column::Id.eq(event.order_id))
-        .filter(order::Column::Version.eq(expected_version))
+        .col_expr(order::Column::Status, Expr::value(new.status.as_str()))
+        .col_expr(order::Column::Version, Expr::value(new.version))
+        .col_expr(order::Column::UpdatedAt, Expr::value(at))
+        .filter(order::Column::Id.eq(new.order_id))
+        .filter(order::Column::Version.eq(new.version - 1))
         .exec(&txn)
         .await?;
     if updated.rows_affected == 0 {
         txn.rollback().await?;
         return Ok(None);
     }
-    insert_event(&txn, event.order_id, event.status, event.version, event.at, event.note.clone()).await?;
-    let written = outbox::write(&txn, message).await?;
+    let Some((seq, _)) = next_seq(&txn, new.customer_id).await? else {
+        // The order's customer always exists (foreign key); this is a broken database.
+        txn.rollback().await?;
+        return Err(DbErr::Custom(format!("order {} has no customer", new.order_id)));
+    };
+    let event = stored_event(new, seq, at);
+    insert_event(&txn, &event).await?;
+    let written = outbox::write(&txn, OutboxMessage::Status(event.clone())).await?;
     txn.commit().await?;
-    Ok(Some(vec![written]))
+    Ok(Some((event, written)))
 }
 
-async fn insert_event(
-    txn: &impl ConnectionTrait,
-    order_id: Uuid,
-    status: OrderStatus,
-    version: i32,
-    at: DateTime<Utc>,
-    note: Option<String>,
-) -> Result<(), DbErr> {
+async fn insert_event(txn: &impl ConnectionTrait, event: &StatusEvent) -> Result<(), DbErr> {
     order_event::ActiveModel {
-        order_id: Set(order_id),
-        version: Set(version),
-        status: Set(status.as_str().to_owned()),
-        note: Set(note),
-        at: Set(at),
+        order_id: Set(event.order_id),
+        customer_id: Set(event.user_id),
+        seq: Set(event.seq),
+        version: Set(event.version),
+        status: Set(event.status.as_str().to_owned()),
+        note: Set(event.note.clone()),
+        at: Set(event.at),
         ..Default::default()
     }
     .insert(txn)

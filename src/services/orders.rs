@@ -23,7 +23,7 @@ use crate::domain::{Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineK
 use crate::error::AppError;
 use crate::services::accounts;
 use crate::services::catalog::Snapshot;
-use crate::services::order_store::{self, NewOrder};
+use crate::services::order_store::{self, NewEvent, NewOrder};
 
 /// The most orders one page of `myOrders` returns.
 pub const MAX_PAGE: u64 = 100;
@@ -71,6 +71,8 @@ pub struct OrderEvent {
     pub version: i32,
     pub at: DateTime<Utc>,
     pub note: Option<String>,
+    /// The event's place in its customer's sequence, in commit order (1, 2, 3…).
+    pub seq: i64,
 }
 
 impl TryFrom<order_event::Model> for OrderEvent {
@@ -83,6 +85,7 @@ impl TryFrom<order_event::Model> for OrderEvent {
             version: row.version,
             at: row.at,
             note: row.note,
+            seq: row.seq,
         })
     }
 }
@@ -95,6 +98,7 @@ impl From<&StatusEvent> for OrderEvent {
             version: event.version,
             at: event.at,
             note: event.note.clone(),
+            seq: event.seq,
         }
     }
 }
@@ -161,7 +165,6 @@ pub async fn place(
     request: PlaceOrder,
 ) -> Result<Order, AppError> {
     let quote = catalog.quote(&request.cart)?;
-    let now = db::now();
     let new = NewOrder {
         id: Uuid::now_v7(),
         customer_id: customer.user_id,
@@ -169,7 +172,6 @@ pub async fn place(
         idempotency_key: request.idempotency_key.as_ref().map(|k| k.as_str().to_owned()),
         cart_fingerprint: request.cart.fingerprint(),
         quote,
-        at: now,
     };
     match order_store::insert(db, &new).await {
         Ok(Some(stored)) => {
@@ -184,8 +186,8 @@ pub async fn place(
                 discount: new.quote.discount,
                 total: new.quote.total,
                 shipping_address: stored.shipping_address,
-                created_at: now,
-                updated_at: now,
+                created_at: stored.created_at,
+                updated_at: stored.created_at,
             })
         }
         Ok(None) => Err(AppError::Unauthenticated("your account no longer exists")),
@@ -289,18 +291,20 @@ pub async fn change_status(
             StatusChange::Unchanged => return Ok(order),
             StatusChange::Move { from, to } => (from, to),
         };
-        // The history never goes back in time, even if this host's clock is behind the
-        // one that wrote the previous event.
-        let at = db::now().max(order.updated_at);
-        let version = order.version + 1;
-        let event =
-            StatusEvent { order_id: id, user_id: order.customer_id, status: to, version, at, note: note.clone() };
-        let Some(written) = order_store::advance(db, order.version, &event).await? else {
+        let new = NewEvent {
+            order_id: id,
+            customer_id: order.customer_id,
+            status: to,
+            version: order.version + 1,
+            note: note.clone(),
+            not_before: order.updated_at,
+        };
+        let Some((event, written)) = order_store::advance(db, &new).await? else {
             continue;
         };
-        outbox.committed(written);
-        tracing::info!(%from, version, "order status changed");
-        return Ok(Order { status: to, version, updated_at: at, ..order });
+        outbox.committed([written]);
+        tracing::info!(%from, version = event.version, "order status changed");
+        return Ok(Order { status: to, version: event.version, updated_at: event.at, ..order });
     }
     Err(AppError::Conflict { field: None, message: "the order is being changed by someone else; try again".into() })
 }

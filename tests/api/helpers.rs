@@ -418,3 +418,62 @@ pub async fn spawn_second_instance(app: &TestApp, prefix: &str) -> TestApp {
     start_server(app.database_url.clone(), not_owned, &["--redis-url", url.as_str(), "--redis-key-prefix", prefix])
         .await
 }
+
+/// A server as its own process beside `app` (the same database, the same Redis under
+/// `prefix`), started through `wrapper`: `["faketime", "-f", "-5m"]` runs an instance whose
+/// clock is five minutes behind. Killed when dropped.
+pub struct ProcessInstance {
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl Drop for ProcessInstance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn spawn_process_instance(app: &TestApp, prefix: &str, wrapper: &[&str], extra: &[&str]) -> ProcessInstance {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port();
+    let (program, wrapper_args) = wrapper.split_first().expect("a wrapper command");
+    let mut command = std::process::Command::new(program);
+    for variable in ["JWT_SECRET", "APP_ENV", "FACTORY_USERNAME", "FACTORY_PASSWORD", "PORT", "HOST", "RUST_LOG"] {
+        command.env_remove(variable);
+    }
+    command
+        .args(wrapper_args)
+        .arg(env!("CARGO_BIN_EXE_minifig"))
+        .args(["--database-url", &app.database_url, "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--jwt-secret", JWT_SECRET, "--factory-username", FACTORY_USERNAME])
+        .args(["--factory-password", FACTORY_PASSWORD, "--embedded-factory", "false"])
+        .args(["--redis-url", &test_redis_url(), "--redis-key-prefix", prefix])
+        .args(extra)
+        // Only the wall clock is wrong; timers keep running at the right pace.
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = command.spawn().unwrap_or_else(|err| panic!("starting {program} with the server: {err}"));
+    let instance = ProcessInstance { address: format!("http://127.0.0.1:{port}"), child };
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(format!("{}/readyz", instance.address)).send().await.is_ok_and(|r| r.status().is_success()) {
+            return instance;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the server process at {} did not become ready", instance.address);
+}
+
+impl ProcessInstance {
+    /// POSTs a GraphQL request to this instance and returns the JSON body.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent").json().await.expect("JSON body")
+    }
+}

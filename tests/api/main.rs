@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod catalog;
 mod cli;
+mod clock_skew;
 mod embedded;
 mod http;
 mod key_order;

@@ -82,9 +82,11 @@ async fn status_changes_are_published_on_the_status_channel_in_the_contracts_for
     assert!(seen[0]["note"].is_null() && seen[0]["at"].is_string());
     assert_eq!((seen[1]["status"].as_str(), seen[1]["version"].as_i64()), (Some("ACCEPTED"), Some(2)));
     assert_eq!(seen[1]["note"], "on the bench");
+    // The contract's fields, and `seq`: the event's place in its customer's sequence.
+    assert_eq!((seen[0]["seq"].as_i64(), seen[1]["seq"].as_i64()), (Some(1), Some(2)));
     let mut keys: Vec<_> = seen[1].as_object().unwrap().keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["at", "note", "orderId", "status", "userId", "version"]);
+    assert_eq!(keys, ["at", "note", "orderId", "seq", "status", "userId", "version"]);
 }
 
 #[tokio::test]

@@ -280,6 +280,127 @@ async fn my_order_events_follows_several_orders_each_in_order() {
     assert_eq!(by_order[&second], [step("PENDING", 1), step("ACCEPTED", 2)]);
 }
 
+const MY_EVENTS_AFTER: &str =
+    "subscription($after: String) { myOrderEvents(after: $after) { orderId status version cursor } }";
+
+/// One `myOrderEvents` event as `(orderId, status, version)`, and its cursor.
+type Mine = ((String, String, i64), String);
+
+async fn next_mine_with_cursor(client: &mut WsClient, id: &str) -> Mine {
+    let data = client.next_data(id).await;
+    let event = &data["myOrderEvents"];
+    let cursor = event["cursor"].as_str().unwrap_or_else(|| panic!("an event without a cursor: {data}")).to_owned();
+    (
+        (
+            event["orderId"].as_str().unwrap().to_owned(),
+            event["status"].as_str().unwrap().to_owned(),
+            event["version"].as_i64().unwrap(),
+        ),
+        cursor,
+    )
+}
+
+fn mine(order_id: &str, status: &str, version: i64) -> (String, String, i64) {
+    (order_id.to_owned(), status.to_owned(), version)
+}
+
+#[tokio::test]
+async fn my_order_events_resumes_after_a_cursor_with_every_missed_event_once_in_commit_order() {
+    let app = spawn_app().await;
+    let factory = app.factory_token().await;
+    let me = app.register(&unique_username("resume")).await;
+    let mut client = connect(&app, TRANSPORT, &me.token).await;
+    client.subscribe("mine", MY_EVENTS_AFTER, json!({})).await;
+    client.barrier().await;
+    let a = app.place_simple_order(&me.token, 1).await["id"].as_str().unwrap().to_owned();
+    advance(&app, &factory, &a, "ACCEPTED").await;
+    let first = next_mine_with_cursor(&mut client, "mine").await;
+    let second = next_mine_with_cursor(&mut client, "mine").await;
+    assert_eq!((first.0.clone(), second.0.clone()), (mine(&a, "PENDING", 1), mine(&a, "ACCEPTED", 2)));
+    assert_ne!(first.1, second.1, "each event has its own cursor");
+    drop(client);
+
+    // While the client is away: a new order, and both orders move.
+    let b = app.place_simple_order(&me.token, 2).await["id"].as_str().unwrap().to_owned();
+    advance(&app, &factory, &a, "IN_PRODUCTION").await;
+    advance(&app, &factory, &b, "ACCEPTED").await;
+    let missed = [mine(&b, "PENDING", 1), mine(&a, "IN_PRODUCTION", 3), mine(&b, "ACCEPTED", 2)];
+
+    let mut client = connect(&app, LEGACY, &me.token).await;
+    client.subscribe("mine", MY_EVENTS_AFTER, json!({"after": second.1})).await;
+    let mut replayed = Vec::new();
+    for _ in 0..missed.len() {
+        replayed.push(next_mine_with_cursor(&mut client, "mine").await.0);
+    }
+    assert_eq!(replayed, missed, "the missed events, in the order they were committed");
+    // Then live, with nothing repeated in between.
+    advance(&app, &factory, &a, "SHIPPED").await;
+    assert_eq!(next_mine_with_cursor(&mut client, "mine").await.0, mine(&a, "SHIPPED", 4));
+    client.barrier().await;
+
+    // An older cursor replays from there, the same events in the same order.
+    client.subscribe("again", MY_EVENTS_AFTER, json!({"after": first.1})).await;
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        again.push(next_mine_with_cursor(&mut client, "again").await.0);
+    }
+    let expected = [mine(&a, "ACCEPTED", 2), missed[0].clone(), missed[1].clone(), missed[2].clone()];
+    assert_eq!(again[..4], expected);
+    assert_eq!(again[4], mine(&a, "SHIPPED", 4));
+    client.barrier().await;
+}
+
+#[tokio::test]
+async fn my_order_events_live_and_replayed_agree_on_the_order_of_concurrent_changes() {
+    let app = spawn_app().await;
+    let factory = app.factory_token().await;
+    let me = app.register(&unique_username("busy")).await;
+    let mut client = connect(&app, TRANSPORT, &me.token).await;
+    client.subscribe("mine", MY_EVENTS_AFTER, json!({})).await;
+    client.barrier().await;
+    // One customer's orders placed and moved concurrently: their events race each other.
+    let orders = futures::future::join_all((0..8).map(|_| app.place_simple_order(&me.token, 1))).await;
+    let ids: Vec<String> = orders.iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect();
+    futures::future::join_all(ids.iter().map(|id| advance(&app, &factory, id, "ACCEPTED"))).await;
+
+    let mut live = Vec::new();
+    for _ in 0..16 {
+        live.push(next_mine_with_cursor(&mut client, "mine").await);
+    }
+    let mut per_order: std::collections::HashMap<&str, Vec<i64>> = Default::default();
+    for ((order_id, _, version), _) in &live {
+        per_order.entry(order_id.as_str()).or_default().push(*version);
+    }
+    assert!(per_order.values().all(|versions| versions == &[1, 2]), "each order once per version, in order: {live:?}");
+    let cursors: std::collections::HashSet<&String> = live.iter().map(|(_, cursor)| cursor).collect();
+    assert_eq!(cursors.len(), live.len(), "every event has a cursor of its own");
+
+    // Resuming after any of them gives exactly the ones that came after it live.
+    for from in [0, 5, 14] {
+        let id = format!("from-{from}");
+        client.subscribe(&id, MY_EVENTS_AFTER, json!({"after": live[from].1})).await;
+        for expected in &live[from + 1..] {
+            assert_eq!(next_mine_with_cursor(&mut client, &id).await.0, expected.0, "resumed after event {from}");
+        }
+        client.stop(&id).await;
+        client.barrier().await;
+    }
+}
+
+#[tokio::test]
+async fn my_order_events_refuses_a_cursor_it_did_not_make() {
+    let app = spawn_app().await;
+    let me = app.register(&unique_username("forger")).await;
+    let mut client = connect(&app, TRANSPORT, &me.token).await;
+    for (n, after) in ["nonsense", "", "ZTF8OTk5OQ"].into_iter().enumerate() {
+        let id = format!("bad-{n}");
+        client.subscribe(&id, MY_EVENTS_AFTER, json!({"after": after})).await;
+        let errors = client.expect_error(&id).await;
+        assert_eq!(codes(&errors), ["BAD_USER_INPUT"], "after = {after:?}: {errors:?}");
+        assert!(errors[0]["message"].as_str().unwrap().contains("after"), "{errors:?}");
+    }
+}
+
 // --- across instances, through Redis -------------------------------------------------
 
 /// Asserts that `versions` are 1, 2, … with no gap and no repeat.
