@@ -31,6 +31,17 @@ use rand::RngCore;
 
 /// The embedded default: a SQLite file beside the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://minifig.db?mode=rwc";
+/// Every secret value written in this repository: in `.env.example`, the READMEs, the
+/// tests, and the defaults `docker-compose.yml` once had. A test checks that the files
+/// add none that is missing here.
+pub const PUBLISHED_SECRETS: &[&str] = &[
+    "replace-with-the-output-of-openssl-rand-base64-48",
+    "Replace-With-Your-Own-Factory-Pass-1",
+    "change-me-this-is-only-a-local-development-secret",
+    "Factory-Pass-123",
+    "test-secret-that-is-long-enough-for-hs256!",
+];
+
 /// HS256 keys shorter than the hash output weaken the signature (RFC 7518 section 3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -161,6 +172,21 @@ impl Settings {
         }
     }
 
+    /// Production refuses a `JWT_SECRET` or `FACTORY_PASSWORD` written anywhere in this
+    /// repository: whoever deploys an example as is would let anyone who has read it forge
+    /// ADMIN tokens or log in as the factory.
+    pub fn refuse_published_secrets(&self) -> anyhow::Result<()> {
+        if self.app_env != AppEnv::Production {
+            return Ok(());
+        }
+        for (name, secret) in [("JWT_SECRET", &self.jwt_secret), ("FACTORY_PASSWORD", &self.factory_password)] {
+            if secret.as_ref().is_some_and(|secret| PUBLISHED_SECRETS.contains(&secret.expose())) {
+                bail!("{name} is one published in the MiniFigurine repository; set one of your own");
+            }
+        }
+        Ok(())
+    }
+
     /// `host:port` to bind.
     pub fn bind_address(&self) -> String {
         if self.host.contains(':') {
@@ -230,6 +256,69 @@ mod tests {
         assert!(short.jwt_key().is_err());
         let good = parse(&["--app-env", "production", "--jwt-secret", &"s".repeat(32)]);
         assert_eq!(good.jwt_key().unwrap(), (Secret::new("s".repeat(32)), false));
+    }
+
+    #[test]
+    fn production_refuses_the_secrets_written_in_the_repository() {
+        for secret in PUBLISHED_SECRETS {
+            let jwt = parse(&["--app-env", "production", "--jwt-secret", secret]);
+            assert!(jwt.refuse_published_secrets().is_err(), "JWT_SECRET {secret}");
+            let factory = parse(&["--app-env", "production", "--factory-username", "f", "--factory-password", secret]);
+            assert!(factory.refuse_published_secrets().is_err(), "FACTORY_PASSWORD {secret}");
+            // Development runs on them (the tests do).
+            assert!(parse(&["--jwt-secret", secret]).refuse_published_secrets().is_ok());
+        }
+        let own = parse(&["--app-env", "production", "--jwt-secret", &"q".repeat(40)]);
+        assert!(own.refuse_published_secrets().is_ok());
+    }
+
+    /// The values given to `JWT_SECRET` and `FACTORY_PASSWORD` in the repository's files,
+    /// as `NAME=value`, `NAME='value'` or `${NAME:-value}`.
+    fn secrets_written_in(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for name in ["JWT_SECRET", "FACTORY_PASSWORD"] {
+            for (at, _) in text.match_indices(name) {
+                let rest = &text[at + name.len()..];
+                let value = rest.strip_prefix('=').or_else(|| rest.strip_prefix(":-"));
+                let Some(value) = value else { continue };
+                let value = value.trim_start_matches(['\'', '"']);
+                let end = value.find(|c: char| c.is_whitespace() || "'\"}`$(".contains(c)).unwrap_or(value.len());
+                if end > 0 {
+                    found.push(value[..end].to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_secret_written_in_the_repository_is_a_published_one() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+        let files = [
+            "README.md",
+            "factory/README.md",
+            "docker-compose.yml",
+            ".env.example",
+            "tests/api/helpers.rs",
+            "Dockerfile",
+        ];
+        let mut seen = 0;
+        for file in files {
+            let text = std::fs::read_to_string(format!("{root}{file}")).unwrap_or_else(|err| panic!("{file}: {err}"));
+            for secret in secrets_written_in(&text) {
+                seen += 1;
+                assert!(
+                    PUBLISHED_SECRETS.contains(&secret.as_str()),
+                    "{file} writes {secret:?}: add it to PUBLISHED_SECRETS"
+                );
+            }
+        }
+        assert!(seen >= 3, "the scan found the examples it should ({seen})");
+        let compose = std::fs::read_to_string(format!("{root}docker-compose.yml")).unwrap();
+        assert!(
+            compose.contains("${JWT_SECRET:?") && compose.contains("${FACTORY_PASSWORD:?"),
+            "compose requires both"
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ const EMBEDDED_FACTORY_CONCURRENCY: u32 = 8;
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.refuse_published_secrets()?;
         let (jwt_secret, generated) = settings.jwt_key()?;
         if generated {
             tracing::warn!("JWT_SECRET is not set: using a random key for this run, so tokens die with the process");

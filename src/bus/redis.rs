@@ -24,6 +24,16 @@ const SUBSCRIBER_BUFFER: usize = 16 * 1024;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long start-up waits for Redis before serving anyway (the outbox holds messages).
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
+/// Both connections PING Redis this often. A subscriber connection otherwise sends
+/// nothing, so one that silently died (a failover, a dropped NAT entry) would look alive,
+/// and its instance would receive no event, forever.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// A command (the PING above included) unanswered for this long closes its connection,
+/// and fred reconnects.
+const UNRESPONSIVE_AFTER: Duration = Duration::from_secs(3);
+/// Kernel keepalive probes, for a peer that vanished while nothing was being sent.
+const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct RedisBus {
     client: Client,
@@ -41,9 +51,20 @@ impl RedisBus {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .with_connection_config(|c| {
                 // Status events are small and latency-bound: no Nagle delay on them.
-                c.tcp = fred::types::config::TcpConfig { nodelay: Some(true), ..Default::default() };
+                let keepalive = fred::socket2::TcpKeepalive::new()
+                    .with_time(TCP_KEEPALIVE_IDLE)
+                    .with_interval(TCP_KEEPALIVE_INTERVAL);
+                c.tcp = fred::types::config::TcpConfig {
+                    nodelay: Some(true),
+                    keepalive: Some(keepalive),
+                    ..Default::default()
+                };
                 c.connection_timeout = COMMAND_TIMEOUT;
                 c.internal_command_timeout = COMMAND_TIMEOUT;
+                c.unresponsive = fred::types::config::UnresponsiveConfig {
+                    max_timeout: Some(UNRESPONSIVE_AFTER),
+                    interval: Duration::from_millis(500),
+                };
             })
             .with_performance_config(|c| {
                 c.default_command_timeout = COMMAND_TIMEOUT;
@@ -57,6 +78,7 @@ impl RedisBus {
         let mut messages = subscriber.message_rx();
         let mut reconnections = subscriber.reconnect_rx();
         let feed_hub = hub.clone();
+        let (feed_subscriber, feed_channel) = (subscriber.clone(), channel.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -73,6 +95,10 @@ impl RedisBus {
                     },
                     reconnected = reconnections.recv() => match reconnected {
                         Ok(_) | Err(RecvError::Lagged(_)) => {
+                            // Re-read only once the channel is subscribed again: an event
+                            // published before that is in the database by then, and one
+                            // published after arrives here.
+                            subscribe_until_confirmed(&feed_subscriber, &feed_channel).await;
                             tracing::info!("Redis subscriber reconnected; subscriptions re-read from the database");
                             feed_hub.resync_all();
                         }
@@ -81,8 +107,10 @@ impl RedisBus {
                 }
             }
         });
-        // Re-subscribes to the channel after every reconnection; runs as long as the client.
-        drop(subscriber.manage_subscriptions());
+        let pinged = client.clone();
+        tokio::spawn(async move { pinged.enable_heartbeat(PING_INTERVAL, false).await });
+        let pinged = subscriber.clone();
+        tokio::spawn(async move { pinged.enable_heartbeat(PING_INTERVAL, false).await });
 
         client.connect();
         subscriber.connect();
@@ -97,14 +125,18 @@ impl RedisBus {
                 tracing::warn!("Redis is not reachable yet; serving anyway and retrying in the background");
                 let subscriber = subscriber.clone();
                 let channel = channel.clone();
-                tokio::spawn(async move {
-                    while subscriber.subscribe(channel.clone()).await.is_err() {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                });
+                tokio::spawn(async move { subscribe_until_confirmed(&subscriber, &channel).await });
             }
         }
         Ok(RedisBus { client, _subscriber: subscriber, stream: format!("{prefix}{ORDERS_STREAM}"), channel })
+    }
+}
+
+/// SUBSCRIBEs to `channel`, retrying every second until Redis confirms it.
+async fn subscribe_until_confirmed(subscriber: &SubscriberClient, channel: &str) {
+    while let Err(err) = subscriber.subscribe(channel).await {
+        tracing::warn!(error = %err, "cannot subscribe to the status channel yet; retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

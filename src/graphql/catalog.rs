@@ -6,17 +6,24 @@ use super::context::catalog;
 use super::inputs::{OrderInput, parse_cart};
 use super::types::{Figurine, Package, Quote};
 
+/// What a catalog list costs in query complexity per field selected in it: about the
+/// catalog's size, so that a query selecting `figurines` under a thousand aliases is
+/// refused before it runs rather than answering the catalog a thousand times.
+const CATALOG_LIST_COST: usize = 25;
+
 #[derive(Default)]
 pub struct CatalogQuery;
 
 #[Object]
 impl CatalogQuery {
     /// Every figurine on sale, by name.
+    #[graphql(complexity = "CATALOG_LIST_COST * child_complexity.max(1)")]
     async fn figurines(&self, ctx: &Context<'_>) -> Result<Vec<Figurine>> {
         Ok(catalog(ctx).await?.figurines().iter().cloned().map(Figurine).collect())
     }
 
     /// Every special package, by name.
+    #[graphql(complexity = "CATALOG_LIST_COST * child_complexity.max(1)")]
     async fn packages(&self, ctx: &Context<'_>) -> Result<Vec<Package>> {
         Ok(catalog(ctx).await?.packages().iter().cloned().map(Package).collect())
     }

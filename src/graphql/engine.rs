@@ -1,6 +1,7 @@
 //! The schema as the transports run it: every operation, over HTTP or WebSocket, goes
 //! through [`Engine`], which parses it once per distinct text, refuses introspection where
-//! it is off, and gives every error the contract's `extensions.code`.
+//! it is off and text inputs holding NUL, and gives every error the contract's
+//! `extensions.code`.
 //!
 //! These used to be async-graphql extensions. Any extension, even one that hooks only the
 //! request, sends every field of every response through async-graphql's per-field
@@ -18,6 +19,7 @@ use futures::stream::BoxStream;
 
 use super::AppSchema;
 use super::errors::introspects;
+use super::nul_input;
 
 /// Distinct operation texts kept parsed. Clients send a fixed set of operations (they are
 /// written in the client's code), so this holds all of them; when something sends more,
@@ -76,9 +78,14 @@ impl Engine {
             }
         };
         if self.refuse_introspection && asks_for_introspection(&document) {
-            let mut error = ServerError::new("introspection is disabled on this server", None);
-            error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
-            return Err(Box::new(Response::from_errors(vec![error])));
+            return Err(refusal("introspection is disabled on this server"));
+        }
+        if let Some(field) = nul_input::first_field(&document, &request.variables) {
+            let mut refused = refusal(&format!("{field} must not contain the NUL character (U+0000)"));
+            if let Some(error) = refused.errors.first_mut() {
+                error.extensions.get_or_insert_with(Default::default).set("field", field);
+            }
+            return Err(refused);
         }
         request.set_parsed_query(document);
         Ok(request)
@@ -88,6 +95,13 @@ impl Engine {
         // A cache of parsed texts cannot be left inconsistent by a panic.
         self.documents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A request refused before it runs, with `BAD_USER_INPUT`.
+fn refusal(message: &str) -> Box<Response> {
+    let mut error = ServerError::new(message, None);
+    error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+    Box::new(Response::from_errors(vec![error]))
 }
 
 /// Whether any operation or fragment of `document` selects `__schema` or `__type`.

@@ -35,6 +35,15 @@ impl OrderSubscription {
         let live = state.hub.subscribe_order(id);
         let history = state.feed_reads.history(id, after_version.unwrap_or(0)).await?;
         let history = history.filter(|h| orders::is_visible(principal, &h.order)).ok_or(AppError::NotFound("order"))?;
+        // A version the order has not reached would wait, silently, for events that may
+        // never come.
+        if let Some(after) = after_version.filter(|after| *after > history.order.version) {
+            return Err(AppError::bad_input(
+                "afterVersion",
+                format!("is {after}, but the order is only at version {}", history.order.version),
+            )
+            .into());
+        }
         Ok(order_feed::order_status(state.feed_reads.clone(), live, history, after_version)
             .map(|event| event.map(OrderStatusEvent::from).map_err(Into::into)))
     }

@@ -1,6 +1,7 @@
 //! HTTP: the routes of contract section 1 and the layers every request passes through.
 
 mod auth;
+mod body_limit;
 mod graphql;
 mod health;
 mod rest;
@@ -16,7 +17,6 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -53,8 +53,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/login", post(rest::login))
         .fallback(not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // The body is already whole and within the limit (below); the extractors' own
+        // limit would only repeat it.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(body_limit::limit))
         .layer(CatchPanicLayer::custom(|_| {
             rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
         }))

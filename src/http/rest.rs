@@ -87,8 +87,14 @@ fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T,
         .map_err(|_| AppError::bad_input_message("body", "the body is not a JSON object of the expected shape"))
 }
 
+/// A field every request must have. U+0000 is refused here as on GraphQL (see
+/// `graphql::nul_input`): no field means one, and the database cannot store it.
 fn required(field: &'static str, value: Option<String>) -> Result<String, AppError> {
-    value.ok_or_else(|| AppError::bad_input(field, "is required"))
+    match value {
+        None => Err(AppError::bad_input(field, "is required")),
+        Some(text) if text.contains('\0') => Err(AppError::bad_input(field, "must not contain the NUL character")),
+        Some(text) => Ok(text),
+    }
 }
 
 /// The status each contract code answers with on REST.

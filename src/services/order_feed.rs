@@ -5,6 +5,7 @@
 //! which is the record.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use entity::{order_event, user};
@@ -50,7 +51,7 @@ pub fn order_status(
             return;
         }
         loop {
-            let missed = match live.recv().await {
+            let missed = match next(&mut live, order_id).await {
                 HubMessage::Event(event) if event.version <= last => continue,
                 HubMessage::Event(event) if event.version == last + 1 => vec![OrderEvent::from(&*event)],
                 HubMessage::Event(_) | HubMessage::Resync => {
@@ -69,6 +70,22 @@ pub fn order_status(
                 }
             }
         }
+    }
+}
+
+/// A subscription that hears nothing for this long re-reads the record anyway, so that a
+/// message lost on a path nobody foresaw delays an event by a minute instead of losing it.
+const RECHECK_AFTER: Duration = Duration::from_secs(60);
+/// Up to this much is added, spread by key, so that the re-reads of many subscriptions
+/// opened at once (every client of a restarted instance) do not all come at once.
+const RECHECK_SPREAD_MS: u64 = 15_000;
+
+/// The next message from the hub, or `Resync` after [`RECHECK_AFTER`] of silence.
+async fn next(live: &mut HubReceiver, key: Uuid) -> HubMessage {
+    let spread = Duration::from_millis((key.as_u128() as u64) % RECHECK_SPREAD_MS);
+    tokio::select! {
+        message = live.recv() => message,
+        () = tokio::time::sleep(RECHECK_AFTER + spread) => HubMessage::Resync,
     }
 }
 
@@ -132,7 +149,7 @@ pub async fn user_events(
             }
         }
         loop {
-            let missed = match live.recv().await {
+            let missed = match next(&mut live, user_id).await {
                 HubMessage::Event(event) if event.seq != 0 && event.seq <= last => {
                     if last == start && event.seq > early {
                         early = event.seq;

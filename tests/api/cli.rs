@@ -26,6 +26,48 @@ fn production_refuses_to_start_without_a_jwt_secret() {
     assert!(stderr.contains("JWT_SECRET must be set"), "{stderr}");
 }
 
+/// Runs `command` for at most 20 s: a server that starts instead of refusing is stopped
+/// and reported, rather than hanging the test.
+fn output_within_20_s(mut command: Command) -> std::process::Output {
+    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    panic!("the server started instead of refusing: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn production_refuses_the_example_secrets_of_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+    // The values docker-compose.yml used to default to, and those of .env.example.
+    for (jwt, factory) in [
+        ("change-me-this-is-only-a-local-development-secret", "Own-Factory-Pass-9!"),
+        ("replace-with-the-output-of-openssl-rand-base64-48", "Own-Factory-Pass-9!"),
+        ("an-own-secret-that-is-long-enough-for-hs256", "Factory-Pass-123"),
+        ("an-own-secret-that-is-long-enough-for-hs256", "Replace-With-Your-Own-Factory-Pass-1"),
+    ] {
+        let mut command = minifig();
+        command
+            .args(["serve", "--port", "0"])
+            .env("APP_ENV", "production")
+            .env("DATABASE_URL", &database)
+            .env("JWT_SECRET", jwt)
+            .env("FACTORY_USERNAME", "factory")
+            .env("FACTORY_PASSWORD", factory);
+        let output = output_within_20_s(command);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("published in the MiniFigurine repository"), "{stderr}");
+        assert!(!stderr.contains(jwt) && !stderr.contains(factory), "the secret was printed: {stderr}");
+    }
+}
+
 #[test]
 fn production_refuses_a_short_jwt_secret_and_never_prints_it() {
     let output = minifig()

@@ -112,6 +112,14 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
 /// Builds and starts a server on `database_url` with the test settings and `extra`; the
 /// returned app holds `database` (dropped with it) and stops the server when dropped.
 async fn start_server(database_url: String, database: TestDatabase, extra: &[&str]) -> TestApp {
+    // Production refuses the secrets written in the repository, these constants among
+    // them: a production server gets secrets of its own (so `factory_token` and tokens
+    // forged with `JWT_SECRET` do not work on it).
+    let production = extra.windows(2).any(|pair| pair == ["--app-env", "production"]);
+    let own_secret = Uuid::new_v4().simple().to_string().repeat(2);
+    let own_password = format!("Pw-{}!", Uuid::new_v4().simple());
+    let (jwt_secret, factory_password) =
+        if production { (own_secret.as_str(), own_password.as_str()) } else { (JWT_SECRET, FACTORY_PASSWORD) };
     let mut args = vec![
         "minifig",
         "--database-url",
@@ -121,11 +129,11 @@ async fn start_server(database_url: String, database: TestDatabase, extra: &[&st
         "--port",
         "0",
         "--jwt-secret",
-        JWT_SECRET,
+        jwt_secret,
         "--factory-username",
         FACTORY_USERNAME,
         "--factory-password",
-        FACTORY_PASSWORD,
+        factory_password,
     ];
     // The embedded factory would move orders on its own; tests that want it ask for it.
     if !extra.contains(&"--embedded-factory") {
@@ -399,9 +407,13 @@ pub fn unique_redis_prefix() -> String {
 
 /// Spawns the server on Redis (under a fresh key prefix, returned) with extra settings.
 pub async fn spawn_app_on_redis(extra: &[&str]) -> (TestApp, String) {
+    spawn_app_on_redis_at(&test_redis_url(), extra).await
+}
+
+/// [`spawn_app_on_redis`] through another address of the test Redis (a proxy, say).
+pub async fn spawn_app_on_redis_at(url: &str, extra: &[&str]) -> (TestApp, String) {
     let prefix = unique_redis_prefix();
-    let url = test_redis_url();
-    let mut args = vec!["--redis-url", url.as_str(), "--redis-key-prefix", prefix.as_str()];
+    let mut args = vec!["--redis-url", url, "--redis-key-prefix", prefix.as_str()];
     args.extend_from_slice(extra);
     let mut app = spawn_app_with(&args).await;
     app._redis = Some(RedisKeys(prefix.clone()));

@@ -122,7 +122,7 @@ async fn after_version_replays_the_missed_events_then_continues_live() {
 }
 
 #[tokio::test]
-async fn after_version_at_or_beyond_the_final_version_completes_at_once() {
+async fn after_version_at_the_final_version_completes_at_once() {
     let app = spawn_app().await;
     let factory = app.factory_token().await;
     let (customer, order_id) = customer_with_order(&app, "done").await;
@@ -130,11 +130,8 @@ async fn after_version_at_or_beyond_the_final_version_completes_at_once() {
         advance(&app, &factory, &order_id, status).await;
     }
     let mut client = connect(&app, TRANSPORT, &customer.token).await;
-    for after in [4, 9] {
-        let id = format!("after-{after}");
-        follow_order(&mut client, &id, &order_id, Some(after)).await;
-        client.expect_complete(&id).await;
-    }
+    follow_order(&mut client, "after-4", &order_id, Some(4)).await;
+    client.expect_complete("after-4").await;
     // One short of the end: the last event, then the end.
     follow_order(&mut client, "after-3", &order_id, Some(3)).await;
     assert_eq!(next_status(&mut client, "after-3", &order_id).await, step("SHIPPED", 4));
@@ -143,6 +140,25 @@ async fn after_version_at_or_beyond_the_final_version_completes_at_once() {
     follow_order(&mut client, "now", &order_id, None).await;
     assert_eq!(next_status(&mut client, "now", &order_id).await, step("SHIPPED", 4));
     client.expect_complete("now").await;
+}
+
+#[tokio::test]
+async fn an_after_version_the_order_has_not_reached_is_bad_user_input() {
+    let app = spawn_app().await;
+    let factory = app.factory_token().await;
+    let (_owner, open) = customer_with_order(&app, "ahead").await;
+    let (_, done) = customer_with_order(&app, "ahead-done").await;
+    for status in ["ACCEPTED", "IN_PRODUCTION", "SHIPPED"] {
+        advance(&app, &factory, &done, status).await;
+    }
+    let mut client = connect(&app, TRANSPORT, &factory).await;
+    // An open order at version 1 would otherwise wait, silently, for version 6.
+    for (id, order_id, after) in [("open", &open, 5), ("done", &done, 9)] {
+        follow_order(&mut client, id, order_id, Some(after)).await;
+        let errors = client.expect_error(id).await;
+        assert_eq!(codes(&errors), ["BAD_USER_INPUT"], "{errors:?}");
+        assert!(errors[0]["message"].as_str().unwrap().contains("afterVersion"), "{errors:?}");
+    }
 }
 
 #[tokio::test]
