@@ -177,12 +177,35 @@ pub async fn sql_orders(
     ))
     .await
     .context("insert order lines")?;
-    txn.execute_unprepared(&format!(
-        "INSERT INTO order_events (order_id, version, status, at) \
-         SELECT id, 1, 'PENDING', created_at FROM orders WHERE customer_id = '{customer}'"
-    ))
-    .await
-    .context("insert order events")?;
+    // Since migration 000004 every event has its place in its customer's sequence; a
+    // baseline binary from before it has no such columns.
+    let numbered = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM information_schema.columns \
+             WHERE table_name = 'order_events' AND column_name = 'seq'",
+        ))
+        .await?
+        .map(|row| row.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0)
+        > 0;
+    let events = if numbered {
+        format!(
+            "INSERT INTO order_events (order_id, customer_id, seq, version, status, at) \
+             SELECT id, customer_id, (SELECT event_seq FROM users WHERE id = '{customer}') \
+                 + row_number() OVER (ORDER BY id), 1, 'PENDING', created_at \
+             FROM orders WHERE customer_id = '{customer}'; \
+             UPDATE users SET event_seq = (SELECT max(seq) FROM order_events WHERE customer_id = '{customer}') \
+             WHERE id = '{customer}'"
+        )
+    } else {
+        format!(
+            "INSERT INTO order_events (order_id, version, status, at) \
+             SELECT id, 1, 'PENDING', created_at FROM orders WHERE customer_id = '{customer}'"
+        )
+    };
+    txn.execute_unprepared(&events).await.context("insert order events")?;
     txn.commit().await?;
     analyze(&db).await;
     let rows = db

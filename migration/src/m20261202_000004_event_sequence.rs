@@ -25,11 +25,13 @@ enum Users {
 #[derive(DeriveIden)]
 enum OrderEvents {
     Table,
+    OrderId,
     CustomerId,
     Seq,
 }
 
 const SEQ_INDEX: &str = "order_events_customer_seq_key";
+const ORDER_INDEX: &str = "order_events_order_idx";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -83,6 +85,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+        // `order_events_order_version_key` (order_id, version) serves every lookup by
+        // order; the index on order_id alone only cost a write per event, which the new
+        // index on the sequence now costs instead.
+        manager.drop_index(Index::drop().name(ORDER_INDEX).table(OrderEvents::Table).to_owned()).await?;
         manager
             .create_index(
                 Index::create()
@@ -98,6 +104,11 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_index(Index::drop().name(SEQ_INDEX).table(OrderEvents::Table).to_owned()).await?;
+        manager
+            .create_index(
+                Index::create().name(ORDER_INDEX).table(OrderEvents::Table).col(OrderEvents::OrderId).to_owned(),
+            )
+            .await?;
         for column in [OrderEvents::Seq, OrderEvents::CustomerId] {
             manager.alter_table(Table::alter().table(OrderEvents::Table).drop_column(column).to_owned()).await?;
         }
