@@ -21,8 +21,8 @@ use std::time::Duration;
 use entity::outbox;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -103,6 +103,38 @@ pub async fn write(txn: &impl ConnectionTrait, message: OutboxMessage) -> Result
         .to_owned();
     let row = txn.query_one(&insert).await?.ok_or_else(|| DbErr::Custom("the outbox insert returned no id".into()))?;
     Ok(Written { id: row.try_get("", "id")?, message })
+}
+
+/// What waits in the outbox: how many rows, and the age of the oldest (by the database's
+/// clock on PostgreSQL). Rows older than a few seconds mean Redis refuses them, or no
+/// relay runs.
+pub struct Backlog {
+    pub waiting: i64,
+    pub oldest_age: Option<Duration>,
+}
+
+pub async fn backlog(db: &DatabaseConnection) -> Result<Backlog, DbErr> {
+    let backend = db.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                backend,
+                "SELECT count(*) AS waiting, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS oldest FROM outbox",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("an aggregate returned no row".into()))?;
+        let oldest: Option<f64> = row.try_get("", "oldest")?;
+        return Ok(Backlog {
+            waiting: row.try_get("", "waiting")?,
+            oldest_age: oldest.map(|secs| Duration::from_secs_f64(secs.max(0.0))),
+        });
+    }
+    let waiting = PaginatorTrait::count(outbox::Entity::find(), db).await? as i64;
+    let oldest = outbox::Entity::find().order_by_asc(outbox::Column::Id).one(db).await?;
+    Ok(Backlog {
+        waiting,
+        oldest_age: oldest.map(|row| (db::now() - row.created_at).to_std().unwrap_or(Duration::ZERO)),
+    })
 }
 
 /// Hands committed messages to this instance's relay.

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::HttpState;
+use crate::bus::outbox;
 
 /// How long the database may take to answer a readiness ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,7 +19,8 @@ pub async fn live() -> Json<Value> {
 }
 
 /// The process can do its work: the database answers, and Redis when configured. 503
-/// otherwise, so a load balancer sends traffic elsewhere.
+/// otherwise, so a load balancer sends traffic elsewhere. The body also shows the outbox's
+/// backlog (rows waiting, age of the oldest).
 pub async fn ready(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
     let database = matches!(tokio::time::timeout(PING_TIMEOUT, state.app.db.ping()).await, Ok(Ok(())));
     let redis = match tokio::time::timeout(PING_TIMEOUT, state.app.bus.ping()).await {
@@ -34,6 +36,14 @@ pub async fn ready(State(state): State<HttpState>) -> (StatusCode, Json<Value>) 
     let mut body = json!({"status": word(ready), "database": word(database)});
     if let Some(redis) = redis {
         body["redis"] = json!(word(redis));
+    }
+    // Shown, not judged: a backlog means events are late, not that this instance should
+    // leave the load balancer (another instance would see the same table).
+    if database && let Ok(Ok(backlog)) = tokio::time::timeout(PING_TIMEOUT, outbox::backlog(&state.app.db)).await {
+        body["outbox"] = json!({
+            "waiting": backlog.waiting,
+            "oldestAgeSeconds": backlog.oldest_age.map(|age| (age.as_secs_f64() * 1000.0).round() / 1000.0),
+        });
     }
     (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }

@@ -193,6 +193,9 @@ async fn orders_placed_while_redis_is_down_reach_it_when_it_comes_back_empty() {
     }
     let ready = reqwest::get(format!("{}/readyz", app.address)).await.unwrap();
     assert_eq!(ready.status(), 503, "not ready without Redis");
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(body["outbox"]["waiting"].as_i64().is_some_and(|n| n >= 10), "two rows per order wait: {body}");
+    assert!(body["outbox"]["oldestAgeSeconds"].as_f64().is_some_and(|age| age >= 0.0), "{body}");
 
     let port = redis.port;
     drop(redis);
@@ -205,4 +208,15 @@ async fn orders_placed_while_redis_is_down_reach_it_when_it_comes_back_empty() {
     assert_eq!(ids.len(), placed.len(), "each order once: {ids:?}");
     let ready = reqwest::get(format!("{}/readyz", app.address)).await.unwrap();
     assert_eq!(ready.status(), 200);
+    // The relay deletes what it published just after publishing it.
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let body: serde_json::Value =
+            reqwest::get(format!("{}/readyz", app.address)).await.unwrap().json().await.unwrap();
+        if body["outbox"] == serde_json::json!({"waiting": 0, "oldestAgeSeconds": null}) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the outbox never emptied: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
