@@ -30,14 +30,14 @@ impl InProcessBus {
 
 #[async_trait]
 impl Bus for InProcessBus {
-    async fn publish(&self, messages: &[&OutboxMessage]) -> anyhow::Result<()> {
+    async fn publish(&self, messages: &[&OutboxMessage]) -> Vec<anyhow::Result<()>> {
         for message in messages {
             match message {
                 OutboxMessage::Order(order_id) => self.queue.push(*order_id),
                 OutboxMessage::Status(event) => self.hub.dispatch(event.clone()),
             }
         }
-        Ok(())
+        messages.iter().map(|_| Ok(())).collect()
     }
 
     async fn ping(&self) -> Option<anyhow::Result<()>> {

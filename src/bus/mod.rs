@@ -25,9 +25,11 @@ pub use outbox::OutboxMessage;
 pub trait Bus: Send + Sync + 'static {
     /// Sends `messages` in order, as one batch where the transport allows: an order goes to
     /// the factories (Redis: `XADD <prefix>orders * order_id <id>`), a status change to every
-    /// instance (Redis: `PUBLISH <prefix>order-status <json>`). An error means some may not
-    /// have been sent; the caller sends them all again.
-    async fn publish(&self, messages: &[&OutboxMessage]) -> anyhow::Result<()>;
+    /// instance (Redis: `PUBLISH <prefix>order-status <json>`). Answers one outcome per
+    /// message, in order: a message whose outcome is an error may not have been sent, and
+    /// is sent again later; the others are done. Redis may refuse one kind of command and
+    /// not the other (`XADD` under `maxmemory`, say), so one failure says nothing of the rest.
+    async fn publish(&self, messages: &[&OutboxMessage]) -> Vec<anyhow::Result<()>>;
     /// Whether the transport answers, for `/readyz`; `None` when there is none to ask.
     async fn ping(&self) -> Option<anyhow::Result<()>>;
 }

@@ -8,7 +8,10 @@
 //! not the road: the relay reads it only for rows nobody handed over in memory, which are
 //! those of an instance that crashed between commit and publish (rows older than
 //! [`ORPHAN_AGE`], looked for every [`POLL_INTERVAL`]), and all of them after this
-//! instance failed to publish (Redis down: backoff, then the whole table). On PostgreSQL
+//! instance failed to publish (Redis down: backoff, then the whole table). Each message
+//! succeeds or fails on its own: one that Redis refuses (an `XADD` under `maxmemory`)
+//! stays in the table for the poll, and neither the messages sent with it nor the rows
+//! after it wait for it. On PostgreSQL
 //! several relays share the table through `FOR UPDATE SKIP LOCKED`, so no orphan is
 //! published by two instances. A crash between publishing and deleting publishes a message
 //! again; every consumer tolerates repeats (factories: same-status no-ops; subscribers:
@@ -198,7 +201,14 @@ impl Relay {
                         batch.clear();
                         result
                     }
-                    _ = poll.tick() => self.drain(Some(ORPHAN_AGE)).await,
+                    _ = poll.tick() => {
+                        // Rows Redis refused, or an instance died on, are retried here;
+                        // their failing says nothing of the messages handed over next.
+                        if let Err(err) = self.drain(Some(ORPHAN_AGE)).await {
+                            tracing::warn!(error = format!("{err:#}"), "outbox rows are waiting; retrying them");
+                        }
+                        Ok(())
+                    }
                 }
             };
             match drained {
@@ -224,67 +234,138 @@ impl Relay {
         }
     }
 
-    /// Publishes messages handed over after their commit, then deletes their rows.
+    /// Publishes messages handed over after their commit, then deletes the rows of those
+    /// that went out. An error only when none did (Redis is down): the relay then works
+    /// from the table, with backoff. Rows of messages Redis refused stay for the poll.
     async fn relay_handed_over(&self, batch: &[Written]) -> anyhow::Result<()> {
         let messages: Vec<&OutboxMessage> = batch.iter().map(|w| &w.message).collect();
-        self.bus.publish(&messages).await?;
-        delete(&self.db, batch.iter().map(|w| w.id)).await?;
-        Ok(())
+        let outcomes = self.bus.publish(&messages).await;
+        settle(&self.db, batch.iter().map(|w| w.id), outcomes).await
     }
 
     /// Publishes the rows of the table older than `age` (all of them: `None`), oldest
-    /// first, a batch at a time.
+    /// first, a batch at a time. A row Redis refuses is passed over, not retried in a
+    /// loop: the rows after it, of either topic, still go out. An error only when rows
+    /// were there and none went out.
     async fn drain(&self, age: Option<Duration>) -> anyhow::Result<()> {
         let postgres = self.db.get_database_backend() == DatabaseBackend::Postgres;
+        let mut after = 0;
+        let mut result = Ok(());
         loop {
-            let more = if postgres { self.relay_locked_batch(age).await? } else { self.relay_batch(age).await? };
-            if !more {
-                return Ok(());
+            let batch = if postgres {
+                self.relay_locked_batch(age, after).await?
+            } else {
+                self.relay_batch(age, after).await?
+            };
+            let Some(batch) = batch else { return result };
+            after = batch.last_id;
+            match (batch.outcome, &result) {
+                (Ok(()), _) => result = Ok(()),
+                (Err(err), Ok(())) if batch.first => result = Err(err),
+                (Err(_), _) => {}
+            }
+            if !batch.full {
+                return result;
             }
         }
     }
 
     /// PostgreSQL: the batch stays locked (and skipped by other instances' relays) until it
-    /// is published and deleted.
-    async fn relay_locked_batch(&self, age: Option<Duration>) -> anyhow::Result<bool> {
+    /// is published and its rows that went out are deleted.
+    async fn relay_locked_batch(&self, age: Option<Duration>, after: i64) -> anyhow::Result<Option<Drained>> {
         let txn = self.db.begin().await?;
-        let rows = oldest(DatabaseBackend::Postgres, age)
+        let rows = oldest(DatabaseBackend::Postgres, age, after)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(&txn)
             .await?;
-        if !rows.is_empty() {
-            self.publish_rows(&rows).await?;
-            delete(&txn, rows.iter().map(|r| r.id)).await?;
-        }
+        let drained = self.publish_rows(&txn, &rows, after == 0).await?;
         txn.commit().await?;
-        Ok(rows.len() == BATCH)
+        Ok(drained)
     }
 
     /// SQLite: one instance, one connection; no transaction is held while publishing, so a
     /// slow or absent Redis never blocks the requests waiting for that connection.
-    async fn relay_batch(&self, age: Option<Duration>) -> anyhow::Result<bool> {
-        let rows = oldest(self.db.get_database_backend(), age).all(&self.db).await?;
-        if !rows.is_empty() {
-            self.publish_rows(&rows).await?;
-            delete(&self.db, rows.iter().map(|r| r.id)).await?;
-        }
-        Ok(rows.len() == BATCH)
+    async fn relay_batch(&self, age: Option<Duration>, after: i64) -> anyhow::Result<Option<Drained>> {
+        let rows = oldest(self.db.get_database_backend(), age, after).all(&self.db).await?;
+        self.publish_rows(&self.db, &rows, after == 0).await
     }
 
-    async fn publish_rows(&self, rows: &[outbox::Model]) -> anyhow::Result<()> {
-        let mut messages = Vec::with_capacity(rows.len());
+    async fn publish_rows(
+        &self,
+        db: &impl ConnectionTrait,
+        rows: &[outbox::Model],
+        first: bool,
+    ) -> anyhow::Result<Option<Drained>> {
+        let Some(last) = rows.last() else { return Ok(None) };
+        let mut readable = Vec::with_capacity(rows.len());
         for row in rows {
             match OutboxMessage::decode(row) {
-                Some(message) => messages.push(message),
-                None => tracing::error!(id = row.id, topic = row.topic, "dropping an unreadable outbox message"),
+                Some(message) => readable.push((row.id, message)),
+                None => {
+                    tracing::error!(id = row.id, topic = row.topic, "dropping an unreadable outbox message");
+                    delete(db, std::iter::once(row.id)).await?;
+                }
             }
         }
-        self.bus.publish(&messages.iter().collect::<Vec<_>>()).await
+        let messages: Vec<&OutboxMessage> = readable.iter().map(|(_, message)| message).collect();
+        let outcomes = self.bus.publish(&messages).await;
+        let outcome = settle(db, readable.iter().map(|(id, _)| *id), outcomes).await;
+        Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, first, outcome }))
     }
 }
 
-fn oldest(backend: DatabaseBackend, age: Option<Duration>) -> sea_orm::Select<outbox::Entity> {
-    let mut query = outbox::Entity::find();
+/// One batch read from the table and published.
+struct Drained {
+    last_id: i64,
+    /// A whole batch: there may be more rows after it.
+    full: bool,
+    /// The first batch of this drain.
+    first: bool,
+    /// An error when no message of the batch went out.
+    outcome: anyhow::Result<()>,
+}
+
+/// Deletes the rows (`ids`, in the order of `outcomes`) whose message went out. An error
+/// when none did; when only some did, the others stay for a later attempt, and a warning
+/// says why.
+async fn settle(
+    db: &impl ConnectionTrait,
+    ids: impl Iterator<Item = i64>,
+    outcomes: Vec<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let mut sent = Vec::with_capacity(outcomes.len());
+    let mut refused = 0;
+    let mut first_error = None;
+    for (id, outcome) in ids.zip(outcomes) {
+        match outcome {
+            Ok(()) => sent.push(id),
+            Err(err) => {
+                refused += 1;
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if !sent.is_empty() {
+        delete(db, sent.iter().copied()).await?;
+    }
+    match first_error {
+        None => Ok(()),
+        Some(err) if sent.is_empty() => Err(err.context(format!("none of {refused} messages went out"))),
+        Some(err) => {
+            tracing::warn!(
+                refused,
+                sent = sent.len(),
+                error = format!("{err:#}"),
+                "Redis refused some messages; they are retried from the table"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Rows after id `after`, oldest first, older than `age` if given.
+fn oldest(backend: DatabaseBackend, age: Option<Duration>, after: i64) -> sea_orm::Select<outbox::Entity> {
+    let mut query = outbox::Entity::find().filter(outbox::Column::Id.gt(after));
     if let Some(age) = age {
         query = query.filter(Expr::col(outbox::Column::CreatedAt).lt(db::ago_in(backend, age)));
     }

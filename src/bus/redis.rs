@@ -142,33 +142,38 @@ async fn subscribe_until_confirmed(subscriber: &SubscriberClient, channel: &str)
 
 #[async_trait]
 impl Bus for RedisBus {
-    async fn publish(&self, messages: &[&OutboxMessage]) -> anyhow::Result<()> {
+    async fn publish(&self, messages: &[&OutboxMessage]) -> Vec<anyhow::Result<()>> {
         // One pipeline: a burst of status changes costs one round trip, not one each.
         let pipeline = self.client.pipeline();
+        // Per message: queued in the pipeline (its reply comes from `try_all`), or why not.
+        let mut queued: Vec<anyhow::Result<()>> = Vec::with_capacity(messages.len());
         for message in messages {
-            match message {
-                OutboxMessage::Order(order_id) => {
-                    let () = pipeline
-                        .xadd(&self.stream, false, None, "*", vec![("order_id", order_id.to_string())])
-                        .await
-                        .context("queueing an order for the Redis stream")?;
-                }
-                OutboxMessage::Status(event) => {
-                    let () = pipeline
-                        .publish(&self.channel, serde_json::to_string(event)?)
-                        .await
-                        .context("queueing a status event for Redis")?;
-                }
-            }
+            let result = match message {
+                OutboxMessage::Order(order_id) => pipeline
+                    .xadd::<(), _, _, _, _>(&self.stream, false, None, "*", vec![("order_id", order_id.to_string())])
+                    .await
+                    .context("queueing an order for the Redis stream"),
+                OutboxMessage::Status(event) => match serde_json::to_string(event) {
+                    Ok(json) => {
+                        pipeline.publish::<(), _, _>(&self.channel, json).await.context("queueing a status event")
+                    }
+                    Err(err) => Err(anyhow::Error::new(err).context("encoding a status event")),
+                },
+            };
+            queued.push(result);
         }
-        let results: Vec<fred::types::Value> = pipeline
-            .try_all()
-            .await
+        let mut replies = pipeline.try_all::<fred::types::Value>().await.into_iter();
+        queued
             .into_iter()
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("failed to publish {} messages to Redis", messages.len()))?;
-        debug_assert_eq!(results.len(), messages.len());
-        Ok(())
+            .map(|queued| {
+                queued?;
+                match replies.next() {
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(err)) => Err(anyhow::Error::new(err).context("Redis refused a message")),
+                    None => Err(anyhow::anyhow!("Redis answered fewer replies than commands")),
+                }
+            })
+            .collect()
     }
 
     async fn ping(&self) -> Option<anyhow::Result<()>> {

@@ -220,3 +220,51 @@ async fn orders_placed_while_redis_is_down_reach_it_when_it_comes_back_empty() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_redis_that_refuses_xadd_holds_back_no_status_event() {
+    let redis = PrivateRedis::start();
+    let url = redis.url();
+    let client = wait_for_redis(&url).await;
+    let prefix = unique_redis_prefix();
+    let app = spawn_app_with(&["--redis-url", &url, "--redis-key-prefix", &prefix]).await;
+    let factory = app.factory_token().await;
+    let customer = app.register(&unique_username("oom")).await;
+    let followed = app.place_simple_order(&customer.token, 1).await["id"].as_str().unwrap().to_owned();
+    let key = format!("{prefix}orders");
+    eventually_on_stream(&client, &key, &followed).await;
+    let mut subscriber = crate::websocket::WsClient::connect(&app, crate::websocket::TRANSPORT).await;
+    subscriber.init(serde_json::json!({"Authorization": format!("Bearer {}", customer.token)})).await;
+    subscriber
+        .subscribe(
+            "o",
+            "subscription($id: ID!) { orderStatus(orderId: $id) { status version } }",
+            serde_json::json!({"id": followed}),
+        )
+        .await;
+    assert_eq!(subscriber.next_data("o").await["orderStatus"]["version"], 1);
+
+    // Out of memory with `noeviction`: every XADD is refused with OOM, PUBLISH still works.
+    config_set(&client, "maxmemory-policy", "noeviction").await;
+    config_set(&client, "maxmemory", "1").await;
+    let refused = app.place_simple_order(&customer.token, 1).await["id"].as_str().unwrap().to_owned();
+    for status in ["ACCEPTED", "IN_PRODUCTION"] {
+        let body = app.update_status(&factory, &followed, status, None).await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    // The refused order's row does not hold back the status events committed after it.
+    assert_eq!(subscriber.next_data("o").await["orderStatus"]["status"], "ACCEPTED");
+    assert_eq!(subscriber.next_data("o").await["orderStatus"]["status"], "IN_PRODUCTION");
+    assert!(!stream_order_ids(&client, &key).await.contains(&refused), "XADD was refused");
+
+    // Memory again: the refused order reaches the stream, once.
+    config_set(&client, "maxmemory", "0").await;
+    eventually_on_stream(&client, &key, &refused).await;
+    let ids = stream_order_ids(&client, &key).await;
+    assert_eq!(ids.iter().filter(|id| **id == refused).count(), 1, "{ids:?}");
+}
+
+async fn config_set(client: &Client, parameter: &str, value: &str) {
+    let command = fred::types::CustomCommand::new_static("CONFIG", None, false);
+    let _: fred::types::Value = client.custom(command, vec!["SET", parameter, value]).await.unwrap();
+}
