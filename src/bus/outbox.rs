@@ -250,23 +250,29 @@ impl Relay {
     async fn drain(&self, age: Option<Duration>) -> anyhow::Result<()> {
         let postgres = self.db.get_database_backend() == DatabaseBackend::Postgres;
         let mut after = 0;
-        let mut result = Ok(());
+        let mut sent_any = false;
+        let mut refused = None;
         loop {
             let batch = if postgres {
                 self.relay_locked_batch(age, after).await?
             } else {
                 self.relay_batch(age, after).await?
             };
-            let Some(batch) = batch else { return result };
+            let Some(batch) = batch else { break };
             after = batch.last_id;
-            match (batch.outcome, &result) {
-                (Ok(()), _) => result = Ok(()),
-                (Err(err), Ok(())) if batch.first => result = Err(err),
-                (Err(_), _) => {}
+            match batch.outcome {
+                Ok(()) => sent_any = true,
+                Err(err) => {
+                    refused.get_or_insert(err);
+                }
             }
             if !batch.full {
-                return result;
+                break;
             }
+        }
+        match refused {
+            Some(err) if !sent_any => Err(err),
+            _ => Ok(()),
         }
     }
 
@@ -278,7 +284,7 @@ impl Relay {
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(&txn)
             .await?;
-        let drained = self.publish_rows(&txn, &rows, after == 0).await?;
+        let drained = self.publish_rows(&txn, &rows).await?;
         txn.commit().await?;
         Ok(drained)
     }
@@ -287,15 +293,10 @@ impl Relay {
     /// slow or absent Redis never blocks the requests waiting for that connection.
     async fn relay_batch(&self, age: Option<Duration>, after: i64) -> anyhow::Result<Option<Drained>> {
         let rows = oldest(self.db.get_database_backend(), age, after).all(&self.db).await?;
-        self.publish_rows(&self.db, &rows, after == 0).await
+        self.publish_rows(&self.db, &rows).await
     }
 
-    async fn publish_rows(
-        &self,
-        db: &impl ConnectionTrait,
-        rows: &[outbox::Model],
-        first: bool,
-    ) -> anyhow::Result<Option<Drained>> {
+    async fn publish_rows(&self, db: &impl ConnectionTrait, rows: &[outbox::Model]) -> anyhow::Result<Option<Drained>> {
         let Some(last) = rows.last() else { return Ok(None) };
         let mut readable = Vec::with_capacity(rows.len());
         for row in rows {
@@ -310,7 +311,7 @@ impl Relay {
         let messages: Vec<&OutboxMessage> = readable.iter().map(|(_, message)| message).collect();
         let outcomes = self.bus.publish(&messages).await;
         let outcome = settle(db, readable.iter().map(|(id, _)| *id), outcomes).await;
-        Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, first, outcome }))
+        Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, outcome }))
     }
 }
 
@@ -319,8 +320,6 @@ struct Drained {
     last_id: i64,
     /// A whole batch: there may be more rows after it.
     full: bool,
-    /// The first batch of this drain.
-    first: bool,
     /// An error when no message of the batch went out.
     outcome: anyhow::Result<()>,
 }

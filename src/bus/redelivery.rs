@@ -47,16 +47,17 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, outbox: &
     // The database's clock, not this instance's: one whose clock is ahead would hand out
     // orders a factory is still working on, one whose clock is behind would never.
     let backend = db.get_database_backend();
+    let cutoff = db::ago_in(backend, redeliver_after);
     let finals: Vec<&str> = OrderStatus::ALL.iter().filter(|s| s.is_final()).map(|s| s.as_str()).collect();
     let stale: Vec<uuid::Uuid> = order::Entity::find()
         .select_only()
         .column(order::Column::Id)
         .filter(order::Column::Status.is_not_in(finals))
-        .filter(Expr::col(order::Column::UpdatedAt).lt(db::ago_in(backend, redeliver_after)))
+        .filter(Expr::col(order::Column::UpdatedAt).lt(cutoff.clone()))
         .filter(
             Condition::any()
                 .add(order::Column::DispatchedAt.is_null())
-                .add(Expr::col(order::Column::DispatchedAt).lt(db::ago_in(backend, redeliver_after))),
+                .add(Expr::col(order::Column::DispatchedAt).lt(cutoff)),
         )
         .order_by_asc(order::Column::UpdatedAt)
         .limit(BATCH)

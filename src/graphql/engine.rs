@@ -31,9 +31,29 @@ const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
 #[derive(Clone)]
 pub struct Engine {
     schema: AppSchema,
-    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
+    documents: Arc<Mutex<HashMap<String, Parsed>>>,
     /// Whether introspection is refused (production), with `BAD_USER_INPUT`.
     refuse_introspection: bool,
+}
+
+/// A parsed document, with what the checks below found in it: both depend on the text
+/// alone, so they are worked out once per distinct text, not per request.
+#[derive(Clone)]
+struct Parsed {
+    document: ExecutableDocument,
+    introspects: bool,
+    /// The literal argument holding U+0000, if any.
+    nul_literal: Option<String>,
+}
+
+impl Parsed {
+    fn of(document: ExecutableDocument) -> Self {
+        Parsed {
+            introspects: asks_for_introspection(&document),
+            nul_literal: nul_input::in_document(&document),
+            document,
+        }
+    }
 }
 
 impl Engine {
@@ -61,37 +81,38 @@ impl Engine {
     /// before. A text that does not parse is left to async-graphql, which reports it.
     fn prepare(&self, mut request: Request) -> Result<Request, Box<Response>> {
         let cached = self.lock().get(&request.query).cloned();
-        let document = match cached {
-            Some(document) => document,
+        let parsed = match cached {
+            Some(parsed) => parsed,
             None => {
                 let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
                     return Ok(request);
                 };
+                let parsed = Parsed::of(document);
                 if request.query.len() <= MAX_CACHED_QUERY_BYTES {
                     let mut documents = self.lock();
                     if documents.len() >= MAX_DOCUMENTS {
                         documents.clear();
                     }
-                    documents.insert(request.query.clone(), document.clone());
+                    documents.insert(request.query.clone(), parsed.clone());
                 }
-                document
+                parsed
             }
         };
-        if self.refuse_introspection && asks_for_introspection(&document) {
+        if self.refuse_introspection && parsed.introspects {
             return Err(refusal("introspection is disabled on this server"));
         }
-        if let Some(field) = nul_input::first_field(&document, &request.variables) {
+        if let Some(field) = nul_input::in_variables(&request.variables).or(parsed.nul_literal) {
             let mut refused = refusal(&format!("{field} must not contain the NUL character (U+0000)"));
             if let Some(error) = refused.errors.first_mut() {
                 error.extensions.get_or_insert_with(Default::default).set("field", field);
             }
             return Err(refused);
         }
-        request.set_parsed_query(document);
+        request.set_parsed_query(parsed.document);
         Ok(request)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parsed>> {
         // A cache of parsed texts cannot be left inconsistent by a panic.
         self.documents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -8,29 +8,35 @@ use async_graphql::parser::types::{Directive, ExecutableDocument, Selection, Sel
 use async_graphql::{Name, Positioned, Variables};
 use async_graphql_value::{ConstValue, Value};
 
-/// The name of the first input found holding U+0000 in `variables` or in `document`'s
-/// arguments: the innermost object field, argument or variable around the string.
-pub fn first_field(document: &ExecutableDocument, variables: &Variables) -> Option<String> {
-    let in_variables = variables.iter().find_map(|(name, value)| in_const(name.as_str(), value));
-    in_variables
-        .or_else(|| {
-            document.operations.iter().find_map(|(_, operation)| {
-                let operation = &operation.node;
-                operation
-                    .variable_definitions
-                    .iter()
-                    .find_map(|definition| {
-                        let name = definition.node.name.node.as_str();
-                        definition
-                            .node
-                            .default_value
-                            .as_ref()
-                            .and_then(|value| in_const(name, &value.node))
-                            .or_else(|| in_directives(&definition.node.directives))
-                    })
-                    .or_else(|| in_directives(&operation.directives))
-                    .or_else(|| in_selection_set(&operation.selection_set.node))
-            })
+/// The name of the first variable holding U+0000: the innermost object field around the
+/// string, or the variable itself.
+pub fn in_variables(variables: &Variables) -> Option<String> {
+    variables.iter().find_map(|(name, value)| in_const(name.as_str(), value))
+}
+
+/// The name of the first literal argument of `document` holding U+0000 (the innermost
+/// object field, argument or variable default around the string). A document is the same
+/// for every request that sends its text, so this is asked once per text.
+pub fn in_document(document: &ExecutableDocument) -> Option<String> {
+    document
+        .operations
+        .iter()
+        .find_map(|(_, operation)| {
+            let operation = &operation.node;
+            operation
+                .variable_definitions
+                .iter()
+                .find_map(|definition| {
+                    let name = definition.node.name.node.as_str();
+                    definition
+                        .node
+                        .default_value
+                        .as_ref()
+                        .and_then(|value| in_const(name, &value.node))
+                        .or_else(|| in_directives(&definition.node.directives))
+                })
+                .or_else(|| in_directives(&operation.directives))
+                .or_else(|| in_selection_set(&operation.selection_set.node))
         })
         .or_else(|| {
             document.fragments.values().find_map(|fragment| {
@@ -87,7 +93,7 @@ mod tests {
 
     fn check(query: &str, variables: serde_json::Value) -> Option<String> {
         let document = async_graphql::parser::parse_query(query).expect("a valid document");
-        first_field(&document, &Variables::from_json(variables))
+        in_variables(&Variables::from_json(variables)).or_else(|| in_document(&document))
     }
 
     #[test]

@@ -123,12 +123,25 @@ fn json(rows: &impl Serialize) -> Result<String, DbErr> {
     serde_json::to_string(rows).map_err(|err| DbErr::Custom(format!("order rows: {err}")))
 }
 
+/// The outbox payload of the event in CTE `event`, built in SQL because its number and
+/// time are only known there: the same JSON as [`StatusEvent`]'s serde form (the relay
+/// decodes it whenever it reads the table rather than its memory; the pipeline tests send
+/// such rows through Redis and compare them with the contract). A macro, so that both
+/// statements below are constants with it in place.
+macro_rules! status_payload_sql {
+    () => {
+        "json_build_object('orderId', event.order_id, 'userId', event.customer_id, \
+         'status', event.status, 'version', event.version, 'at', event.at, 'note', event.note, 'seq', event.seq)::text"
+    };
+}
+
 /// The whole order in one statement (`'|A:'` is [`FINGERPRINT_ADDRESS`]; the idempotency
 /// tests replay orders stored this way against the fingerprint computed in Rust). Lines and
 /// discounts travel as JSON arrays, so the statement's text is the same for every cart and
 /// stays prepared on each connection. The first CTE takes the customer's next event number
 /// and, with it, the row lock that orders this customer's events by commit.
-const INSERT_ORDER_SQL: &str = r#"
+const INSERT_ORDER_SQL: &str = concat!(
+    r#"
 WITH u AS (
     UPDATE users SET event_seq = event_seq + 1 WHERE id = $2
     RETURNING id, address, event_seq
@@ -158,26 +171,16 @@ WITH u AS (
 ), messages AS (
     INSERT INTO outbox (topic, payload, created_at)
     SELECT m.topic, m.payload, now()
-    FROM event, LATERAL (VALUES (1, $11::text, $12::text), (2, $13::text, STATUS_PAYLOAD)) AS m(n, topic, payload)
+    FROM event, LATERAL (VALUES (1, $11::text, $12::text), (2, $13::text, "#,
+    status_payload_sql!(),
+    r#")) AS m(n, topic, payload)
     ORDER BY m.n
     RETURNING id, topic
 )
 SELECT o.shipping_address, o.created_at, event.seq, messages.id, messages.topic
 FROM o, event, messages ORDER BY messages.id
-"#;
-
-/// The outbox payload of the event in CTE `event`, built in SQL because its number and
-/// time are only known there. The same JSON as [`StatusEvent`]'s serde form (checked by
-/// `the_payload_built_in_sql_is_a_status_event`, and used whenever the relay reads the
-/// table rather than its memory).
-const STATUS_PAYLOAD_SQL: &str = "json_build_object('orderId', event.order_id, 'userId', event.customer_id, \
-     'status', event.status, 'version', event.version, 'at', event.at, 'note', event.note, 'seq', event.seq)::text";
-
-/// [`INSERT_ORDER_SQL`] with the payload expression in place.
-fn insert_order_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| INSERT_ORDER_SQL.replace("STATUS_PAYLOAD", STATUS_PAYLOAD_SQL))
-}
+"#
+);
 
 async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOrder) -> Result<Option<Stored>, DbErr> {
     let lines = json(&line_rows(&new.quote))?;
@@ -205,7 +208,7 @@ async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOrder) -> Res
         TOPIC_STATUS.into(),
     ];
     let rows =
-        db.query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, insert_order_sql(), values)).await?;
+        db.query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, INSERT_ORDER_SQL, values)).await?;
     let Some(first) = rows.first() else { return Ok(None) };
     let shipping_address: String = first.try_get("", "shipping_address")?;
     let created_at: DateTime<Utc> = first.try_get("", "created_at")?;
@@ -330,7 +333,8 @@ pub async fn advance(db: &DatabaseConnection, new: &NewEvent) -> Result<Option<(
 
 /// Locks the order by its compare-and-set, then the customer's row by taking the next
 /// event number: always in that order, so two changes cannot deadlock.
-const ADVANCE_SQL: &str = r#"
+const ADVANCE_SQL: &str = concat!(
+    r#"
 WITH moved AS (
     UPDATE orders SET status = $3, version = $4, updated_at = GREATEST(now(), updated_at)
     WHERE id = $1 AND version = $2
@@ -344,16 +348,14 @@ WITH moved AS (
     RETURNING order_id, customer_id, seq, version, status, note, at
 ), message AS (
     INSERT INTO outbox (topic, payload, created_at)
-    SELECT $6, STATUS_PAYLOAD, now() FROM event
+    SELECT $6, "#,
+    status_payload_sql!(),
+    r#", now() FROM event
     RETURNING id
 )
 SELECT message.id, event.seq, event.at FROM message, event
-"#;
-
-fn advance_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| ADVANCE_SQL.replace("STATUS_PAYLOAD", STATUS_PAYLOAD_SQL))
-}
+"#
+);
 
 async fn advance_in_one_statement(
     db: &DatabaseConnection,
@@ -367,8 +369,7 @@ async fn advance_in_one_statement(
         new.note.clone().into(),
         TOPIC_STATUS.into(),
     ];
-    let row =
-        db.query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, advance_sql(), values)).await?;
+    let row = db.query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, ADVANCE_SQL, values)).await?;
     let Some(row) = row else { return Ok(None) };
     let event = stored_event(new, row.try_get("", "seq")?, row.try_get("", "at")?);
     let written = Written { id: row.try_get("", "id")?, message: OutboxMessage::Status(event.clone()) };
