@@ -268,3 +268,50 @@ async fn config_set(client: &Client, parameter: &str, value: &str) {
     let command = fred::types::CustomCommand::new_static("CONFIG", None, false);
     let _: fred::types::Value = client.custom(command, vec!["SET", parameter, value]).await.unwrap();
 }
+
+/// While Redis is down, status events wait in the outbox as the payload the relay will
+/// publish; on PostgreSQL that payload is built in SQL, so it is checked here against the
+/// contract's JSON and against what the API answers for the same event.
+#[tokio::test]
+async fn status_events_waiting_in_the_outbox_are_the_contracts_json() {
+    use sea_orm::{ConnectionTrait, Database};
+
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    wait_for_redis(&url).await;
+    let prefix = unique_redis_prefix();
+    let app = spawn_app_with(&["--redis-url", &url, "--redis-key-prefix", &prefix]).await;
+    let factory = app.factory_token().await;
+    let customer = app.register(&unique_username("payload")).await;
+    redis.kill();
+    let order_id = app.place_simple_order(&customer.token, 1).await["id"].as_str().unwrap().to_owned();
+    let moved = app.update_status(&factory, &order_id, "ACCEPTED", Some("on the bench")).await;
+    assert!(moved.get("errors").is_none(), "{moved}");
+    let history = app.order(&customer.token, &order_id).await;
+    let history = history["data"]["order"]["history"].as_array().cloned().unwrap_or_else(|| panic!("{history}"));
+
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let statement = sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT payload FROM outbox WHERE topic = 'order-status' ORDER BY id",
+    );
+    let rows = db.query_all_raw(statement).await.unwrap();
+    let payloads: Vec<Value> =
+        rows.iter().map(|row| serde_json::from_str(&row.try_get::<String>("", "payload").unwrap()).unwrap()).collect();
+    assert_eq!(payloads.len(), 2, "{payloads:?}");
+    for (payload, (status, version, note)) in
+        payloads.iter().zip([("PENDING", 1, Value::Null), ("ACCEPTED", 2, "on the bench".into())])
+    {
+        let mut keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["at", "note", "orderId", "seq", "status", "userId", "version"], "{payload}");
+        assert_eq!(payload["orderId"], order_id.as_str());
+        assert_eq!(payload["userId"], customer.id.as_str());
+        assert_eq!((payload["status"].as_str(), payload["version"].as_i64()), (Some(status), Some(version)));
+        assert_eq!(payload["note"], note);
+        assert_eq!(payload["seq"].as_i64(), Some(version), "the customer's first and second events");
+        let event = &history[version as usize - 1];
+        let at = |value: &Value| value.as_str().and_then(|at| at.parse::<chrono::DateTime<chrono::Utc>>().ok());
+        assert_eq!(at(&payload["at"]), at(&event["at"]), "the same time as the history: {payload} {event}");
+    }
+}
