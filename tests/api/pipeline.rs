@@ -9,7 +9,9 @@ use std::time::Duration;
 use fred::prelude::*;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app_on_redis, spawn_app_with, test_redis_url, unique_redis_prefix, unique_username};
+use crate::helpers::{
+    TestApp, spawn_app_on_redis, spawn_app_with, test_redis_url, unique_redis_prefix, unique_username,
+};
 
 /// How long "eventually" may take before a test gives up.
 const EVENTUALLY: Duration = Duration::from_secs(20);
@@ -162,6 +164,16 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A server on a Redis of the test's own, under a fresh key prefix: that Redis, a client
+/// of it, the server and the prefix.
+async fn spawn_app_on_private_redis() -> (PrivateRedis, Client, TestApp, String) {
+    let redis = PrivateRedis::start();
+    let client = wait_for_redis(&redis.url()).await;
+    let prefix = unique_redis_prefix();
+    let app = spawn_app_with(&["--redis-url", &redis.url(), "--redis-key-prefix", &prefix]).await;
+    (redis, client, app, prefix)
+}
+
 async fn wait_for_redis(url: &str) -> Client {
     let deadline = tokio::time::Instant::now() + EVENTUALLY;
     loop {
@@ -176,11 +188,8 @@ async fn wait_for_redis(url: &str) -> Client {
 
 #[tokio::test]
 async fn orders_placed_while_redis_is_down_reach_it_when_it_comes_back_empty() {
-    let mut redis = PrivateRedis::start();
+    let (mut redis, _, app, prefix) = spawn_app_on_private_redis().await;
     let url = redis.url();
-    wait_for_redis(&url).await;
-    let prefix = unique_redis_prefix();
-    let app = spawn_app_with(&["--redis-url", &url, "--redis-key-prefix", &prefix]).await;
     let customer = app.register(&unique_username("ada")).await;
     let key = format!("{prefix}orders");
 
@@ -223,11 +232,7 @@ async fn orders_placed_while_redis_is_down_reach_it_when_it_comes_back_empty() {
 
 #[tokio::test]
 async fn a_redis_that_refuses_xadd_holds_back_no_status_event() {
-    let redis = PrivateRedis::start();
-    let url = redis.url();
-    let client = wait_for_redis(&url).await;
-    let prefix = unique_redis_prefix();
-    let app = spawn_app_with(&["--redis-url", &url, "--redis-key-prefix", &prefix]).await;
+    let (_redis, client, app, prefix) = spawn_app_on_private_redis().await;
     let factory = app.factory_token().await;
     let customer = app.register(&unique_username("oom")).await;
     let followed = app.place_simple_order(&customer.token, 1).await["id"].as_str().unwrap().to_owned();
@@ -276,11 +281,7 @@ async fn config_set(client: &Client, parameter: &str, value: &str) {
 async fn status_events_waiting_in_the_outbox_are_the_contracts_json() {
     use sea_orm::{ConnectionTrait, Database};
 
-    let mut redis = PrivateRedis::start();
-    let url = redis.url();
-    wait_for_redis(&url).await;
-    let prefix = unique_redis_prefix();
-    let app = spawn_app_with(&["--redis-url", &url, "--redis-key-prefix", &prefix]).await;
+    let (mut redis, _, app, _) = spawn_app_on_private_redis().await;
     let factory = app.factory_token().await;
     let customer = app.register(&unique_username("payload")).await;
     redis.kill();
