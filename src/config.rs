@@ -11,6 +11,7 @@
 //! | `EMBEDDED_FACTORY` | `true` without `REDIS_URL` | run the factory inside the server (in-process bus only) |
 //! | `FACTORY_STEP_MS` | `1000` | the embedded factory's time per production step |
 //! | `HOST` | `127.0.0.1` | address to listen on |
+//! | `TRUSTED_PROXIES` | unset | comma-separated proxy addresses or networks whose `X-Forwarded-For` is believed |
 //! | `PORT` | `8000` | port to listen on (`0` picks a free one) |
 //! | `JWT_SECRET` | random in development | HS256 key, at least 32 bytes; required in production |
 //! | `JWT_TTL_SECS` | `3600` | token lifetime in seconds |
@@ -83,6 +84,11 @@ pub struct Settings {
     /// Port to listen on; 0 asks the OS for a free one (tests do).
     #[arg(long, global = true, env = "PORT", default_value_t = 8000)]
     pub port: u16,
+    /// Load balancers or reverse proxies in front of the server, as comma-separated
+    /// addresses or networks (`10.0.0.0/8,192.0.2.1`). Only for requests from these is
+    /// `X-Forwarded-For` believed; by default it is ignored, since any client can send it.
+    #[arg(long, global = true, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// HS256 signing key for access tokens. Required (32+ bytes) when APP_ENV=production.
     #[arg(long, global = true, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,

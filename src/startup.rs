@@ -58,12 +58,16 @@ impl Application {
         }
         let hub = EventHub::new();
         let mut order_queue = None;
-        let bus: Arc<dyn Bus> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisBus::connect(url.expose(), &settings.redis_key_prefix, hub.clone()).await?),
+        let (bus, throttle): (Arc<dyn Bus>, _) = match &settings.redis_url {
+            Some(url) => {
+                let bus = RedisBus::connect(url.expose(), &settings.redis_key_prefix, hub.clone()).await?;
+                let throttle = LoginThrottle::redis(bus.client(), &settings.redis_key_prefix);
+                (Arc::new(bus), throttle)
+            }
             None => {
                 let bus = InProcessBus::new(hub.clone());
                 order_queue = Some(bus.queue());
-                Arc::new(bus)
+                (Arc::new(bus), LoginThrottle::local())
             }
         };
         let (relay, outbox) = Relay::new(db.clone(), bus.clone());
@@ -82,7 +86,7 @@ impl Application {
             hub,
             tokens: TokenKeys::new(&jwt_secret, settings.jwt_ttl_secs),
             hasher,
-            throttle: LoginThrottle::default(),
+            throttle,
             settings: Arc::new(settings),
         };
         let schema = build_schema(&state);
@@ -147,7 +151,10 @@ impl Application {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.context("server failed")
+        axum::serve(listener, self.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server failed")
     }
 }
 

@@ -43,6 +43,11 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
+    /// The command connection, for other users of the same Redis (the login throttle).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// Connects (with reconnection forever, backing off to 5 s) and starts feeding `hub`.
     pub async fn connect(url: &str, prefix: &str, hub: Arc<EventHub>) -> anyhow::Result<Self> {
         let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Object, Result};
 
-use super::context::{caller, state};
+use super::context::{caller, client_address, state};
 use super::inputs::{LoginInput, RegisterInput};
 use super::types::{AuthPayload, User};
 use crate::auth::Principal;
@@ -42,8 +42,10 @@ impl AccountMutation {
     /// username are throttled with RATE_LIMITED and `extensions.retryAfter` seconds.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
+        let client = client_address(ctx)?.group();
         let account =
-            accounts::authenticate(&state.db, &state.hasher, &state.throttle, &input.username, &input.password).await?;
+            accounts::authenticate(&state.db, &state.hasher, &state.throttle, &input.username, &input.password, client)
+                .await?;
         Ok(auth_payload(state, account)?)
     }
 }

@@ -11,7 +11,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, Request as GqlRequest, Response as GqlResponse};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{HttpState, caller_from_headers};
+use crate::auth::ClientAddress;
 
 /// Most operations in one batch (contract section 1).
 pub const MAX_BATCH: usize = 10;
@@ -69,6 +70,7 @@ impl GetParams {
 
 pub async fn get(
     State(state): State<HttpState>,
+    Extension(client): Extension<ClientAddress>,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
@@ -86,10 +88,15 @@ pub async fn get(
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, &headers, media, BatchRequest::Single(request)).await
+    execute(&state, &headers, client, media, BatchRequest::Single(request)).await
 }
 
-pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<HttpState>,
+    Extension(client): Extension<ClientAddress>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
     if !is_json(&headers) {
         return request_error(
@@ -122,14 +129,20 @@ pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Byte
             "the body must be a JSON object {query, variables, operationName} or an array of them",
         );
     };
-    execute(&state, &headers, media, batch).await
+    execute(&state, &headers, client, media, batch).await
 }
 
-async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, batch: BatchRequest) -> Response {
+async fn execute(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: ClientAddress,
+    media: MediaType,
+    batch: BatchRequest,
+) -> Response {
     let caller = caller_from_headers(headers, &state.app.tokens);
     match batch {
         BatchRequest::Single(request) => {
-            let response = state.schema.execute(request.data(caller)).await;
+            let response = state.schema.execute(request.data(caller).data(client)).await;
             let body = ResponseBody::of(&response);
             let status = if media == MediaType::GraphqlResponseJson && body.never_executed {
                 StatusCode::BAD_REQUEST
@@ -141,7 +154,7 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, batch
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                responses.push(state.schema.execute(request.data(caller.clone())).await);
+                responses.push(state.schema.execute(request.data(caller.clone()).data(client)).await);
             }
             let bodies: Vec<ResponseBody<'_>> = responses.iter().map(ResponseBody::of).collect();
             respond(media, StatusCode::OK, &bodies)

@@ -2,6 +2,7 @@
 
 mod auth;
 mod body_limit;
+mod client_address;
 mod graphql;
 mod health;
 mod rest;
@@ -22,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 pub use auth::caller_from_headers;
+pub use client_address::{TrustedProxies, parse_trusted_proxy};
 pub use ws::SocketRuntime;
 
 use crate::graphql::Engine;
@@ -43,6 +45,7 @@ pub struct HttpState {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: HttpState) -> Router {
+    let trusted_proxies = TrustedProxies::new(state.app.settings.trusted_proxies.clone());
     Router::new()
         .route("/", get(graphiql))
         .route("/playground", get(playground))
@@ -57,6 +60,7 @@ pub fn router(state: HttpState) -> Router {
         // limit would only repeat it.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(body_limit::limit))
+        .layer(axum::middleware::from_fn_with_state(trusted_proxies, client_address::resolve))
         .layer(CatchPanicLayer::custom(|_| {
             rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
         }))

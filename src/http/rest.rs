@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::HttpState;
+use crate::auth::ClientAddress;
 use crate::error::AppError;
 use crate::graphql::inputs::RegisterInput;
 use crate::services::accounts;
@@ -59,13 +60,19 @@ pub async fn register(State(state): State<HttpState>, headers: HeaderMap, body: 
     }
 }
 
-pub async fn login(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login(
+    State(state): State<HttpState>,
+    Extension(client): Extension<ClientAddress>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = async {
         let body: LoginBody = json_body(&headers, &body)?;
         let username = required("username", body.username)?;
         let password = required("password", body.password)?;
         let app = &state.app;
-        let account = accounts::authenticate(&app.db, &app.hasher, &app.throttle, &username, &password).await?;
+        let account =
+            accounts::authenticate(&app.db, &app.hasher, &app.throttle, &username, &password, client.group()).await?;
         crate::graphql::account::auth_payload(app, account)
     }
     .await;

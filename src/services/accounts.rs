@@ -1,7 +1,7 @@
 //! Accounts: registering, logging in, and the service accounts (FACTORY, ADMIN).
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::net::IpAddr;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use crate::db;
 use crate::domain::account::EMAIL_MAX;
 use crate::domain::{Address, Email, Password, Role, Username};
 use crate::error::AppError;
-use crate::services::login_throttle::LoginThrottle;
+use crate::services::login_throttle::{LoginThrottle, Outcome};
 use crate::services::passwords::PasswordHasher;
 
 /// An account as the rest of the service sees it: everything but the password hash, which
@@ -92,8 +92,10 @@ pub async fn register(
     }
 }
 
-/// Checks credentials; `login` is a username (any case) or an email. Failures are
-/// throttled per login and look the same whether or not the account exists.
+/// Checks credentials; `login` is a username (any case) or an email, tried from `client`
+/// (an address, or the network a limit counts as one). Attempts are throttled per login and
+/// client (see [`crate::services::login_throttle`]) and look the same whether or not the
+/// account exists.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
     db: &impl ConnectionTrait,
@@ -101,6 +103,7 @@ pub async fn authenticate(
     throttle: &LoginThrottle,
     login: &str,
     password: &str,
+    client: IpAddr,
 ) -> Result<Account, AppError> {
     let login = login.trim();
     if login.is_empty() {
@@ -112,18 +115,31 @@ pub async fn authenticate(
     if password.is_empty() {
         return Err(AppError::bad_input("password", "must not be empty"));
     }
-    throttle.check(login, Instant::now()).map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+    let reservation =
+        throttle.reserve(login, client).await.map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+    let checked = check_password(db, hasher, login, password).await;
+    let outcome = match &checked {
+        Ok(Some(_)) => Outcome::Success,
+        Ok(None) => Outcome::Failure,
+        Err(_) => Outcome::NotJudged,
+    };
+    throttle.settle(reservation, outcome).await;
+    checked?.ok_or(AppError::Unauthenticated("wrong username or password"))
+}
+
+/// The account, when `password` is its password; `None` for a wrong password and for an
+/// unknown login alike (both cost one argon2 verification).
+async fn check_password(
+    db: &impl ConnectionTrait,
+    hasher: &PasswordHasher,
+    login: &str,
+    password: &str,
+) -> Result<Option<Account>, AppError> {
     let user = find_by_login(db, login).await?;
     let matches = hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
     match user {
-        Some(user) if matches => {
-            throttle.record_success(login);
-            Account::try_from(user)
-        }
-        _ => {
-            throttle.record_failure(login, Instant::now());
-            Err(AppError::Unauthenticated("wrong username or password"))
-        }
+        Some(user) if matches => Account::try_from(user).map(Some),
+        _ => Ok(None),
     }
 }
 

@@ -1,77 +1,249 @@
-//! Throttling of failed logins per username, so that a password cannot be guessed online.
+//! Throttling of failed logins, so that a password cannot be guessed online and the
+//! throttle cannot be used to lock an owner out.
 //!
-//! After [`MAX_FAILURES`] failures within [`WINDOW`], further attempts for that username are
-//! refused without checking the password until the oldest failure leaves the window. The
-//! check comes before hashing, so a throttled attempt costs no CPU. Unknown usernames are
-//! throttled the same way, so throttling reveals nothing about which accounts exist.
+//! Two counts, over a fixed window of [`WINDOW`] from the first attempt counted:
+//! - per login name *and* client address: [`PER_LOGIN_AND_ADDRESS`] failures. An attacker's
+//!   guesses throttle the attacker; the owner (or the factory) on another address is not
+//!   affected;
+//! - per client address over every login name: [`PER_ADDRESS`] failures, so that one address
+//!   cannot spray guesses across many accounts.
 //!
-//! State is per process; the map is bounded ([`MAX_TRACKED`]) so that failures for random
-//! usernames cannot grow memory without limit.
+//! An attempt is *reserved* before its password is checked, atomically with the check, and
+//! settled after: a failure stays counted, a success clears its login's count, an attempt
+//! that could not be judged (the hasher was busy) is refunded. So a concurrent burst of
+//! guesses gets exactly as many tries as the limit, not one per request. Unknown login names
+//! are counted exactly like known ones, so the throttle reveals nothing about which
+//! accounts exist.
+//!
+//! The counts live in Redis when the service has one, shared by every instance; otherwise,
+//! in this process (embedded mode is one process). If Redis cannot be reached, the process's
+//! own counts stand in, so a Redis outage neither opens the door nor locks everyone out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const MAX_FAILURES: usize = 5;
+use fred::prelude::{Client, LuaInterface};
+
+pub const PER_LOGIN_AND_ADDRESS: u32 = 5;
+pub const PER_ADDRESS: u32 = 100;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Bound on the counts one process keeps, so that failures for random names cannot grow
+/// memory without limit.
 pub const MAX_TRACKED: usize = 100_000;
 
-#[derive(Clone, Default)]
+/// Checks both limits and, when neither is reached, counts the attempt against both, in one
+/// step. Returns 0, or the seconds until the limit that was reached frees up.
+/// KEYS: the login-and-address count, the address count. ARGV: window seconds, the two limits.
+const RESERVE_LUA: &str = r"
+local function wait(key)
+  local ttl = redis.call('TTL', key)
+  if ttl < 0 then
+    redis.call('EXPIRE', key, ARGV[1])
+    return tonumber(ARGV[1])
+  end
+  return math.max(ttl, 1)
+end
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[2]) then return wait(KEYS[1]) end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then return wait(KEYS[2]) end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return 0
+";
+
+/// Settles a reservation: ARGV[1] is `clear` (a success: the login's count goes), or
+/// `refund` (the attempt is uncounted). The address count is refunded in both cases: only
+/// failures count against an address. DECR keeps a key's expiry; a key that expired
+/// meanwhile is left absent rather than recreated without one.
+const SETTLE_LUA: &str = r"
+if ARGV[1] == 'clear' then
+  redis.call('DEL', KEYS[1])
+elseif tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+  redis.call('DECR', KEYS[1])
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 0
+";
+
+#[derive(Clone)]
 pub struct LoginThrottle {
-    failures: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+    shared: Option<RedisCounts>,
+    local: LocalCounts,
+}
+
+#[derive(Clone)]
+struct RedisCounts {
+    client: Client,
+    prefix: String,
+}
+
+/// One attempt, counted until it is settled.
+#[must_use = "settle the reservation with the attempt's outcome"]
+pub struct Reservation {
+    login: String,
+    address: IpAddr,
+    /// Where it was counted: in Redis, or (no Redis, or Redis unreachable) here.
+    in_redis: bool,
+}
+
+/// How a reserved attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The right password: the login's failures are forgotten.
+    Success,
+    /// A wrong password or an unknown name: it stays counted.
+    Failure,
+    /// The password could not be checked (e.g. the hasher was full): not counted.
+    NotJudged,
 }
 
 impl LoginThrottle {
-    /// `Err(seconds)` to wait when `login` may not try now.
-    pub fn check(&self, login: &str, now: Instant) -> Result<(), u64> {
-        let failures = self.lock();
-        match failures.get(&key(login)) {
-            Some(times) if times.len() >= MAX_FAILURES => {
-                let oldest = times.front().copied().unwrap_or(now);
-                let free_at = oldest + WINDOW;
-                if free_at > now { Err((free_at - now).as_secs().max(1)) } else { Ok(()) }
-            }
-            _ => Ok(()),
-        }
+    /// Counts kept in this process only.
+    pub fn local() -> Self {
+        LoginThrottle { shared: None, local: LocalCounts::default() }
     }
 
-    pub fn record_failure(&self, login: &str, now: Instant) {
-        let mut failures = self.lock();
-        if failures.len() >= MAX_TRACKED {
-            failures.retain(|_, times| times.back().is_some_and(|last| now.duration_since(*last) < WINDOW));
-            if failures.len() >= MAX_TRACKED {
-                // Still full of live entries: a flood of distinct names. Forget the oldest half
-                // rather than grow; those names merely lose some of their counted failures.
-                let mut by_age: Vec<_> = failures.iter().map(|(k, t)| (t.back().copied(), k.clone())).collect();
-                by_age.sort();
-                for (_, k) in by_age.into_iter().take(MAX_TRACKED / 2) {
-                    failures.remove(&k);
+    /// Counts kept in Redis under `prefix`, shared by every instance using it.
+    pub fn redis(client: Client, prefix: &str) -> Self {
+        LoginThrottle { shared: Some(RedisCounts { client, prefix: prefix.to_owned() }), local: LocalCounts::default() }
+    }
+
+    /// Reserves an attempt of `login` from `address`, or `Err(seconds)` to wait.
+    pub async fn reserve(&self, login: &str, address: IpAddr) -> Result<Reservation, u64> {
+        let login = normalize(login);
+        if let Some(redis) = &self.shared {
+            match redis.reserve(&login, address).await {
+                Ok(0) => return Ok(Reservation { login, address, in_redis: true }),
+                Ok(wait) => return Err(wait),
+                Err(err) => {
+                    tracing::warn!(error = %err, "login throttle: Redis unreachable, counting in this instance");
                 }
             }
         }
-        let times = failures.entry(key(login)).or_default();
-        while times.front().is_some_and(|first| now.duration_since(*first) >= WINDOW) {
-            times.pop_front();
-        }
-        times.push_back(now);
-        while times.len() > MAX_FAILURES {
-            times.pop_front();
-        }
+        self.local.reserve(&login, address, Instant::now())?;
+        Ok(Reservation { login, address, in_redis: false })
     }
 
-    pub fn record_success(&self, login: &str) {
-        self.lock().remove(&key(login));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Instant>>> {
-        // A panic while holding this lock cannot leave the map inconsistent in a way that
-        // matters (worst case: a lost failure), so recover rather than poison every login.
-        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub async fn settle(&self, reservation: Reservation, outcome: Outcome) {
+        if outcome == Outcome::Failure {
+            return;
+        }
+        let Reservation { login, address, in_redis } = reservation;
+        match &self.shared {
+            Some(redis) if in_redis => {
+                if let Err(err) = redis.settle(&login, address, outcome).await {
+                    // The attempt then stays counted until the window ends: the safe side.
+                    tracing::warn!(error = %err, "login throttle: could not settle an attempt in Redis");
+                }
+            }
+            _ => self.local.settle(&login, address, outcome),
+        }
     }
 }
 
-/// Usernames and emails are matched ignoring case, so throttle them the same way.
-fn key(login: &str) -> String {
+impl RedisCounts {
+    /// Both keys share a hash tag (the address), so that they live on one node of a cluster,
+    /// as a script's keys must.
+    fn keys(&self, login: &str, address: IpAddr) -> Vec<String> {
+        let prefix = &self.prefix;
+        vec![format!("{prefix}login-failures:{{{address}}}:{login}"), format!("{prefix}login-failures:{{{address}}}")]
+    }
+
+    async fn reserve(&self, login: &str, address: IpAddr) -> Result<u64, fred::error::Error> {
+        let args = vec![WINDOW.as_secs().to_string(), PER_LOGIN_AND_ADDRESS.to_string(), PER_ADDRESS.to_string()];
+        // EVAL rather than EVALSHA: the script is a few hundred bytes next to an argon2
+        // hash, and Redis caches its compiled form either way.
+        self.client.eval(RESERVE_LUA, self.keys(login, address), args).await
+    }
+
+    async fn settle(&self, login: &str, address: IpAddr, outcome: Outcome) -> Result<(), fred::error::Error> {
+        let how = if outcome == Outcome::Success { "clear" } else { "refund" };
+        self.client.eval::<(), _, _, _>(SETTLE_LUA, self.keys(login, address), vec![how]).await
+    }
+}
+
+/// The same counts as the scripts above, in this process.
+#[derive(Clone, Default)]
+struct LocalCounts {
+    counts: Arc<Mutex<HashMap<Key, Window>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    LoginAndAddress(String, IpAddr),
+    Address(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    count: u32,
+    ends: Instant,
+}
+
+impl LocalCounts {
+    fn reserve(&self, login: &str, address: IpAddr, now: Instant) -> Result<(), u64> {
+        let mut counts = self.lock();
+        let keys = [
+            (Key::LoginAndAddress(login.to_owned(), address), PER_LOGIN_AND_ADDRESS),
+            (Key::Address(address), PER_ADDRESS),
+        ];
+        for (key, limit) in &keys {
+            if let Some(window) = counts.get(key).filter(|window| window.ends > now && window.count >= *limit) {
+                return Err((window.ends - now).as_secs().max(1));
+            }
+        }
+        if counts.len() + keys.len() > MAX_TRACKED {
+            make_room(&mut counts, now);
+        }
+        for (key, _) in keys {
+            let window = counts.entry(key).or_insert(Window { count: 0, ends: now + WINDOW });
+            if window.ends <= now {
+                *window = Window { count: 0, ends: now + WINDOW };
+            }
+            window.count += 1;
+        }
+        Ok(())
+    }
+
+    fn settle(&self, login: &str, address: IpAddr, outcome: Outcome) {
+        let mut counts = self.lock();
+        let pair = Key::LoginAndAddress(login.to_owned(), address);
+        if outcome == Outcome::Success {
+            counts.remove(&pair);
+        }
+        let refunded: &[Key] =
+            if outcome == Outcome::Success { &[Key::Address(address)] } else { &[pair, Key::Address(address)] };
+        for key in refunded {
+            if let Some(window) = counts.get_mut(key) {
+                window.count = window.count.saturating_sub(1);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Window>> {
+        // A panic while holding this lock cannot leave the map inconsistent in a way that
+        // matters (worst case: a lost count), so recover rather than poison every login.
+        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Drops ended windows; if live ones still fill the map (a flood of distinct names), the
+/// half that ends soonest goes: those names merely lose some of their counted failures.
+fn make_room(counts: &mut HashMap<Key, Window>, now: Instant) {
+    counts.retain(|_, window| window.ends > now);
+    if counts.len() >= MAX_TRACKED / 2 {
+        let mut by_end: Vec<_> = counts.iter().map(|(key, window)| (window.ends, key.clone())).collect();
+        by_end.sort_unstable_by_key(|(ends, _)| *ends);
+        for (_, key) in by_end.into_iter().take(counts.len() / 2) {
+            counts.remove(&key);
+        }
+    }
+}
+
+/// Usernames and emails are matched ignoring case, so they are counted the same way.
+fn normalize(login: &str) -> String {
     login.trim().to_lowercase()
 }
 
@@ -79,41 +251,90 @@ fn key(login: &str) -> String {
 mod tests {
     use super::*;
 
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    fn fail(counts: &LocalCounts, login: &str, address: IpAddr, now: Instant) -> Result<(), u64> {
+        counts.reserve(login, address, now)
+    }
+
     #[test]
-    fn the_sixth_attempt_within_the_window_is_refused_until_it_passes() {
-        let throttle = LoginThrottle::default();
+    fn the_sixth_attempt_from_one_address_is_refused_until_the_window_ends() {
+        let counts = LocalCounts::default();
         let start = Instant::now();
-        for i in 0..MAX_FAILURES {
-            assert_eq!(throttle.check("Ada", start), Ok(()));
-            throttle.record_failure("Ada", start + Duration::from_secs(i as u64));
+        for _ in 0..PER_LOGIN_AND_ADDRESS {
+            fail(&counts, "ada", ip(2), start).unwrap();
         }
         let later = start + Duration::from_secs(60);
-        let wait = throttle.check("ada", later).unwrap_err();
-        assert_eq!(wait, WINDOW.as_secs() - 60);
-        assert_eq!(throttle.check("someone-else", later), Ok(()));
-        assert_eq!(throttle.check("ADA", start + WINDOW + Duration::from_secs(1)), Ok(()));
+        assert_eq!(counts.reserve("ada", ip(2), later), Err(WINDOW.as_secs() - 60));
+        assert_eq!(counts.reserve("ada", ip(2), start + WINDOW), Ok(()));
     }
 
     #[test]
-    fn a_success_clears_the_count() {
-        let throttle = LoginThrottle::default();
+    fn another_address_and_another_name_are_not_affected() {
+        let counts = LocalCounts::default();
         let now = Instant::now();
-        for _ in 0..MAX_FAILURES - 1 {
-            throttle.record_failure("ada", now);
+        for _ in 0..PER_LOGIN_AND_ADDRESS {
+            fail(&counts, "ada", ip(2), now).unwrap();
         }
-        throttle.record_success("ada");
-        throttle.record_failure("ada", now);
-        assert_eq!(throttle.check("ada", now), Ok(()));
+        assert!(counts.reserve("ada", ip(2), now).is_err());
+        assert_eq!(counts.reserve("ada", ip(3), now), Ok(()));
+        assert_eq!(counts.reserve("bob", ip(2), now), Ok(()));
     }
 
     #[test]
-    fn old_failures_fall_out_of_the_window() {
-        let throttle = LoginThrottle::default();
-        let start = Instant::now();
-        for _ in 0..MAX_FAILURES - 1 {
-            throttle.record_failure("ada", start);
+    fn one_address_is_limited_across_every_name() {
+        let counts = LocalCounts::default();
+        let now = Instant::now();
+        for n in 0..PER_ADDRESS {
+            fail(&counts, &format!("user{n}"), ip(4), now).unwrap();
         }
-        throttle.record_failure("ada", start + WINDOW + Duration::from_secs(1));
-        assert_eq!(throttle.check("ada", start + WINDOW + Duration::from_secs(2)), Ok(()));
+        assert!(counts.reserve("yet-another", ip(4), now).is_err());
+        assert_eq!(counts.reserve("yet-another", ip(5), now), Ok(()));
+    }
+
+    #[test]
+    fn a_success_clears_the_name_and_refunds_the_address() {
+        let counts = LocalCounts::default();
+        let now = Instant::now();
+        for _ in 0..PER_LOGIN_AND_ADDRESS - 1 {
+            fail(&counts, "ada", ip(2), now).unwrap();
+        }
+        counts.reserve("ada", ip(2), now).unwrap();
+        counts.settle("ada", ip(2), Outcome::Success);
+        for _ in 0..PER_LOGIN_AND_ADDRESS {
+            fail(&counts, "ada", ip(2), now).unwrap();
+        }
+        let address = counts.lock()[&Key::Address(ip(2))].count;
+        assert_eq!(address, 2 * PER_LOGIN_AND_ADDRESS - 1, "the success is not counted against the address");
+    }
+
+    #[test]
+    fn an_attempt_that_was_not_judged_is_refunded() {
+        let counts = LocalCounts::default();
+        let now = Instant::now();
+        for _ in 0..PER_LOGIN_AND_ADDRESS * 3 {
+            counts.reserve("ada", ip(2), now).unwrap();
+            counts.settle("ada", ip(2), Outcome::NotJudged);
+        }
+        assert_eq!(counts.reserve("ada", ip(2), now), Ok(()));
+    }
+
+    #[test]
+    fn the_map_stays_bounded_under_a_flood_of_names() {
+        let counts = LocalCounts::default();
+        let now = Instant::now();
+        for n in 0..MAX_TRACKED + 10 {
+            // Distinct addresses too, so the per-address limit does not stop the flood.
+            let address = IpAddr::from(u32::try_from(n).unwrap().to_be_bytes());
+            fail(&counts, &format!("user{n}"), address, now).unwrap();
+        }
+        assert!(counts.lock().len() <= MAX_TRACKED);
+    }
+
+    #[test]
+    fn names_are_counted_ignoring_case_and_spaces() {
+        assert_eq!(normalize("  Ada@Example.COM "), "ada@example.com");
     }
 }

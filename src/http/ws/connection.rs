@@ -25,7 +25,7 @@ use tracing::Instrument;
 use super::credentials::Credential;
 use super::protocol::{ClientMessage, Malformed, Protocol, ServerMessage};
 use super::{CLOSE_GRACE, MAX_OPERATIONS_PER_SOCKET, MAX_OUTGOING_MESSAGE_BYTES, SEND_TIMEOUT};
-use crate::auth::Caller;
+use crate::auth::{Caller, ClientAddress};
 use crate::graphql::Engine;
 use crate::services::tokens::{TokenError, TokenKeys};
 
@@ -37,6 +37,8 @@ pub struct Setup {
     pub keys: TokenKeys,
     /// The upgrade request's `Authorization` header, used when the init payload has none.
     pub header: Credential,
+    /// Who is on the other end, for the operations' context (the login throttle).
+    pub client: ClientAddress,
     pub init_timeout: Duration,
     pub keepalive: Duration,
 }
@@ -180,6 +182,7 @@ struct Connection {
     /// connection is acknowledged.
     pending: Option<(TokenKeys, Credential)>,
     caller: Caller,
+    client: ClientAddress,
     operations: HashMap<String, Running>,
     results: SelectAll<BoxStream<'static, Item>>,
     next_generation: u64,
@@ -198,6 +201,7 @@ impl Connection {
             schema: setup.schema,
             pending: Some((setup.keys, setup.header)),
             caller: Caller::Anonymous,
+            client: setup.client,
             operations: HashMap::new(),
             results: SelectAll::new(),
             next_generation: 0,
@@ -328,7 +332,7 @@ impl Connection {
         let end = (key.clone(), generation, None);
         let results = self
             .schema
-            .execute_stream(request.data(self.caller.clone()))
+            .execute_stream(request.data(self.caller.clone()).data(self.client))
             .map(move |result| (key.clone(), generation, Some(result)))
             .chain(stream::once(futures::future::ready(end)));
         let (results, abort) = stream::abortable(results);

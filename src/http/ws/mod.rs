@@ -56,6 +56,7 @@ use self::connection::Setup;
 use self::credentials::Credential;
 use self::protocol::Protocol;
 use super::{HttpState, MAX_BODY_BYTES, graphql, rest};
+use crate::auth::ClientAddress;
 
 /// Read buffer of a socket, allocated up front. Client messages are small
 /// (`connection_init`, `subscribe` with a query of a few hundred bytes, `pong`), so 1 KiB
@@ -100,6 +101,13 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         return graphql::get.call(request, state).await;
     }
     let (mut parts, _body) = request.into_parts();
+    let Some(&client) = parts.extensions.get::<ClientAddress>() else {
+        return rest::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_SERVER_ERROR",
+            "internal server error",
+        );
+    };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -124,6 +132,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         schema: state.schema.clone(),
         keys: state.app.tokens.clone(),
         header: Credential::from_headers(&parts.headers),
+        client,
         init_timeout: Duration::from_millis(settings.ws_init_timeout_ms),
         keepalive: Duration::from_millis(settings.ws_keepalive_ms),
     };
