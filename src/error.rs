@@ -57,7 +57,8 @@ impl AppError {
             | AppError::InvalidTransition(message) => message.clone(),
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::RateLimited { retry_after_secs } => {
-                format!("too many attempts; try again in {retry_after_secs} seconds")
+                let unit = if *retry_after_secs == 1 { "second" } else { "seconds" };
+                format!("too many attempts; try again in {retry_after_secs} {unit}")
             }
             AppError::Internal(_) => "internal server error".to_owned(),
         }

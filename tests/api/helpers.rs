@@ -55,13 +55,13 @@ pub struct TestApp {
     _redis: Option<RedisKeys>,
 }
 
-/// The keys under one test's prefix: the orders stream is the only key the service creates
-/// (status events travel on a channel, which is no key).
+/// The keys under one test's prefix (the orders stream, the login throttle's counts),
+/// removed after the test.
 struct RedisKeys(String);
 
 impl Drop for RedisKeys {
     fn drop(&mut self) {
-        let key = format!("{}orders", self.0);
+        let pattern = format!("{}*", self.0);
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async {
@@ -69,7 +69,14 @@ impl Drop for RedisKeys {
                 let Ok(config) = Config::from_url(&test_redis_url()) else { return };
                 let Ok(client) = Builder::from_config(config).build() else { return };
                 if client.init().await.is_ok() {
-                    let _: Result<i64, _> = client.del(key).await;
+                    // KEYS is fine on the tests' small Redis; a prefix is a handful of keys.
+                    let keys: Vec<String> = client
+                        .custom(fred::types::CustomCommand::new_static("KEYS", None, false), vec![pattern])
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<i64, _> = client.del(keys).await;
+                    }
                     let _ = client.quit().await;
                 }
             });

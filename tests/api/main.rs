@@ -11,6 +11,7 @@ mod embedded;
 mod hostile_input;
 mod http;
 mod key_order;
+mod login_throttle;
 mod orders;
 mod pipeline;
 mod redis_half_open;
