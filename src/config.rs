@@ -6,6 +6,7 @@
 //! | `REDIS_URL` | unset: in-process bus and factory | `redis://host:6379` to scale out |
 //! | `REDIS_KEY_PREFIX` | `minifig:` | prefix of every Redis key and channel |
 //! | `ORDER_REDELIVER_SECS` | `30` | idle time after which an unfinished order goes to a factory again |
+//! | `ORDERS_STREAM_MAX_LEN` | `100000` | approximate cap on the Redis orders stream (`XADD … MAXLEN ~`) |
 //! | `WS_INIT_TIMEOUT_MS` | `10000` | time a WebSocket client has to send `connection_init` (then close 4408) |
 //! | `WS_KEEPALIVE_MS` | `15000` | interval of the server's keep-alive pings on each WebSocket |
 //! | `EMBEDDED_FACTORY` | `true` without `REDIS_URL` | run the factory inside the server (in-process bus only) |
@@ -62,6 +63,12 @@ pub struct Settings {
     /// factory again (Redis may have forgotten it).
     #[arg(long, global = true, env = "ORDER_REDELIVER_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub order_redeliver_secs: u64,
+    /// Approximate length the Redis orders stream is trimmed to (`XADD … MAXLEN ~`). The
+    /// database is the record and the redelivery sweep re-sends any unfinished order, so
+    /// the stream need only hold what factories have yet to read: keep this well above the
+    /// orders placed in `ORDER_REDELIVER_SECS`.
+    #[arg(long, global = true, env = "ORDERS_STREAM_MAX_LEN", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub orders_stream_max_len: u64,
     /// Milliseconds a WebSocket client has to send `connection_init` before the socket is
     /// closed with 4408: a socket that never authenticates must not hold resources.
     #[arg(long, global = true, env = "WS_INIT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]

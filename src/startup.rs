@@ -60,7 +60,13 @@ impl Application {
         let mut order_queue = None;
         let (bus, throttle): (Arc<dyn Bus>, _) = match &settings.redis_url {
             Some(url) => {
-                let bus = RedisBus::connect(url.expose(), &settings.redis_key_prefix, hub.clone()).await?;
+                let bus = RedisBus::connect(
+                    url.expose(),
+                    &settings.redis_key_prefix,
+                    settings.orders_stream_max_len,
+                    hub.clone(),
+                )
+                .await?;
                 let throttle = LoginThrottle::redis(bus.client(), &settings.redis_key_prefix);
                 (Arc::new(bus), throttle)
             }

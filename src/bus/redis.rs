@@ -39,6 +39,8 @@ pub struct RedisBus {
     client: Client,
     _subscriber: SubscriberClient,
     stream: String,
+    /// `MAXLEN ~` of every XADD to the stream.
+    stream_max_len: i64,
     channel: String,
 }
 
@@ -49,7 +51,8 @@ impl RedisBus {
     }
 
     /// Connects (with reconnection forever, backing off to 5 s) and starts feeding `hub`.
-    pub async fn connect(url: &str, prefix: &str, hub: Arc<EventHub>) -> anyhow::Result<Self> {
+    /// The orders stream is trimmed to about `stream_max_len` entries.
+    pub async fn connect(url: &str, prefix: &str, stream_max_len: u64, hub: Arc<EventHub>) -> anyhow::Result<Self> {
         let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
         let mut builder = Builder::from_config(config);
         builder
@@ -133,7 +136,13 @@ impl RedisBus {
                 tokio::spawn(async move { subscribe_until_confirmed(&subscriber, &channel).await });
             }
         }
-        Ok(RedisBus { client, _subscriber: subscriber, stream: format!("{prefix}{ORDERS_STREAM}"), channel })
+        Ok(RedisBus {
+            client,
+            _subscriber: subscriber,
+            stream: format!("{prefix}{ORDERS_STREAM}"),
+            stream_max_len: i64::try_from(stream_max_len).unwrap_or(i64::MAX),
+            channel,
+        })
     }
 }
 
@@ -155,7 +164,14 @@ impl Bus for RedisBus {
         for message in messages {
             let result = match message {
                 OutboxMessage::Order(order_id) => pipeline
-                    .xadd::<(), _, _, _, _>(&self.stream, false, None, "*", vec![("order_id", order_id.to_string())])
+                    .xadd::<(), _, _, _, _>(
+                        &self.stream,
+                        false,
+                        // Approximate (`~`): Redis then trims whole nodes, at no cost to speak of.
+                        ("MAXLEN", "~", self.stream_max_len),
+                        "*",
+                        vec![("order_id", order_id.to_string())],
+                    )
                     .await
                     .context("queueing an order for the Redis stream"),
                 OutboxMessage::Status(event) => match serde_json::to_string(event) {

@@ -56,6 +56,29 @@ async fn a_placed_order_reaches_the_orders_stream_once() {
     let _: i64 = redis.del(&key).await.unwrap();
 }
 
+/// The database and the redelivery sweep are the record: the stream only carries orders to
+/// the factories, so it is trimmed instead of growing with every order forever.
+#[tokio::test]
+async fn the_orders_stream_is_trimmed_to_about_its_cap() {
+    const CAP: usize = 100;
+    const PLACED: usize = 300;
+    let (app, prefix) = spawn_app_on_redis(&["--orders-stream-max-len", &CAP.to_string()]).await;
+    let redis = redis_client(&test_redis_url()).await;
+    let customer = app.register(&unique_username("many")).await;
+    let mut last = String::new();
+    for _ in 0..PLACED {
+        last = app.place_simple_order(&customer.token, 1).await["id"].as_str().unwrap().to_owned();
+    }
+
+    let key = format!("{prefix}orders");
+    eventually_on_stream(&redis, &key, &last).await;
+    let length: usize = redis.xlen(&key).await.unwrap();
+
+    // `MAXLEN ~` trims whole nodes (100 entries each by default), so the length lands
+    // between the cap and the cap plus a node.
+    assert!((CAP..=2 * CAP).contains(&length), "{length} entries after {PLACED} orders with a cap of {CAP}");
+}
+
 #[tokio::test]
 async fn status_changes_are_published_on_the_status_channel_in_the_contracts_format() {
     let (app, prefix) = spawn_app_on_redis(&[]).await;
