@@ -68,6 +68,19 @@ pub fn now_in(backend: DatabaseBackend) -> SimpleExpr {
     }
 }
 
+/// The time `ahead` after [`now_in`].
+pub fn from_now_in(backend: DatabaseBackend, ahead: Duration) -> SimpleExpr {
+    match backend {
+        DatabaseBackend::Postgres => Expr::cust(format!("now() + interval '{} milliseconds'", ahead.as_millis())),
+        _ => Expr::value(
+            chrono::TimeDelta::from_std(ahead)
+                .ok()
+                .and_then(|ahead| now().checked_add_signed(ahead))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        ),
+    }
+}
+
 /// The time `age` before [`now_in`].
 pub fn ago_in(backend: DatabaseBackend, age: Duration) -> SimpleExpr {
     match backend {

@@ -13,6 +13,9 @@ pub struct Model {
     /// The message, JSON.
     pub payload: String,
     pub created_at: DateTimeUtc,
+    /// Set while a relay other than the writer publishes the row (PostgreSQL): other relays
+    /// leave it alone until then.
+    pub claimed_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ mod m20261124_000001_initial;
 mod m20261124_000002_outbox;
 mod m20261201_000003_catalog_notify;
 mod m20261202_000004_event_sequence;
+mod m20261202_000005_outbox_claim;
 
 pub use m20261201_000003_catalog_notify::CATALOG_CHANNEL;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_outbox::Migration),
             Box::new(m20261201_000003_catalog_notify::Migration),
             Box::new(m20261202_000004_event_sequence::Migration),
+            Box::new(m20261202_000005_outbox_claim::Migration),
         ]
     }
 }

@@ -11,11 +11,12 @@
 //! instance failed to publish (Redis down: backoff, then the whole table). Each message
 //! succeeds or fails on its own: one that Redis refuses (an `XADD` under `maxmemory`)
 //! stays in the table for the poll, and neither the messages sent with it nor the rows
-//! after it wait for it. On PostgreSQL
-//! several relays share the table through `FOR UPDATE SKIP LOCKED`, so no orphan is
-//! published by two instances. A crash between publishing and deleting publishes a message
-//! again; every consumer tolerates repeats (factories: same-status no-ops; subscribers:
-//! versions).
+//! after it wait for it. On PostgreSQL several relays share the table: a relay reading it
+//! first claims a batch for [`CLAIM_FOR`] in one `UPDATE … FOR UPDATE SKIP LOCKED`
+//! statement, so no orphan is published by two instances, and no row lock is held across
+//! the Redis round trip (nor a connection left idle in a transaction while Redis answers).
+//! A crash between publishing and deleting publishes a message again; every consumer
+//! tolerates repeats (factories: same-status no-ops; subscribers: versions).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +26,9 @@ use entity::outbox;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
+use sea_orm::{Condition, QueryTrait};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -46,6 +48,11 @@ const BATCH: usize = 512;
 /// in the table instead, and the relay reads the table.
 const QUEUE_CAPACITY: usize = 64 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a relay's claim on rows it reads from the table keeps other relays off them:
+/// longer than a publish can take (Redis commands time out after 5 s), so that a claim
+/// does not lapse while its batch is on the wire. A relay that dies holding one only
+/// delays those rows by this much.
+pub const CLAIM_FOR: Duration = Duration::from_secs(15);
 
 pub const TOPIC_ORDERS: &str = "orders";
 pub const TOPIC_STATUS: &str = "order-status";
@@ -254,7 +261,7 @@ impl Relay {
         let mut refused = None;
         loop {
             let batch = if postgres {
-                self.relay_locked_batch(age, after).await?
+                self.relay_claimed_batch(age, after).await?
             } else {
                 self.relay_batch(age, after).await?
             };
@@ -276,16 +283,35 @@ impl Relay {
         }
     }
 
-    /// PostgreSQL: the batch stays locked (and skipped by other instances' relays) until it
-    /// is published and its rows that went out are deleted.
-    async fn relay_locked_batch(&self, age: Option<Duration>, after: i64) -> anyhow::Result<Option<Drained>> {
-        let txn = self.db.begin().await?;
-        let rows = oldest(DatabaseBackend::Postgres, age, after)
+    /// PostgreSQL: claims a batch (one statement: the rows are locked only while it runs),
+    /// publishes it, deletes the rows that went out and hands the claim of the rest back.
+    async fn relay_claimed_batch(&self, age: Option<Duration>, after: i64) -> anyhow::Result<Option<Drained>> {
+        let claimable = oldest(DatabaseBackend::Postgres, age, after)
+            .filter(
+                Condition::any()
+                    .add(outbox::Column::ClaimedUntil.is_null())
+                    .add(Expr::col(outbox::Column::ClaimedUntil).lt(db::now_in(DatabaseBackend::Postgres))),
+            )
+            .select_only()
+            .column(outbox::Column::Id)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .all(&txn)
+            .into_query();
+        let mut rows = outbox::Entity::update_many()
+            .col_expr(outbox::Column::ClaimedUntil, db::from_now_in(DatabaseBackend::Postgres, CLAIM_FOR))
+            .filter(outbox::Column::Id.in_subquery(claimable))
+            .exec_with_returning(&self.db)
             .await?;
-        let drained = self.publish_rows(&txn, &rows).await?;
-        txn.commit().await?;
+        rows.sort_unstable_by_key(|row| row.id);
+        let drained = self.publish_rows(&self.db, &rows).await?;
+        if let Some(unsent) = drained.as_ref().map(|drained| &drained.unsent).filter(|unsent| !unsent.is_empty()) {
+            // Refused, or Redis is down: free for the next attempt of any relay at once,
+            // not only once the claim lapses.
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::ClaimedUntil, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None))
+                .filter(outbox::Column::Id.is_in(unsent.iter().copied()))
+                .exec(&self.db)
+                .await?;
+        }
         Ok(drained)
     }
 
@@ -310,8 +336,10 @@ impl Relay {
         }
         let messages: Vec<&OutboxMessage> = readable.iter().map(|(_, message)| message).collect();
         let outcomes = self.bus.publish(&messages).await;
+        let unsent = readable.iter().zip(&outcomes).filter(|(_, outcome)| outcome.is_err()).map(|((id, _), _)| *id);
+        let unsent = unsent.collect();
         let outcome = settle(db, readable.iter().map(|(id, _)| *id), outcomes).await;
-        Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, outcome }))
+        Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, outcome, unsent }))
     }
 }
 
@@ -322,6 +350,8 @@ struct Drained {
     full: bool,
     /// An error when no message of the batch went out.
     outcome: anyhow::Result<()>,
+    /// The rows whose message did not go out.
+    unsent: Vec<i64>,
 }
 
 /// Deletes the rows (`ids`, in the order of `outcomes`) whose message went out. An error

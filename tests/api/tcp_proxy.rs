@@ -1,7 +1,7 @@
 //! A TCP proxy whose open connections can be frozen: nothing more is forwarded on them,
 //! in either direction, yet both sockets stay open. That is what a failover or a dropped
 //! NAT entry looks like from the client's side: a connection that is up and silent.
-//! Connections opened after a freeze are forwarded normally.
+//! Connections opened after a freeze of the open ones are forwarded normally.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +43,16 @@ impl FreezableProxy {
 
     /// Freezes every connection open now.
     pub fn freeze_open_connections(&self) {
+        self.frozen_below.store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Freezes every connection, open now or opened later: the far side is up and silent.
+    pub fn freeze_everything(&self) {
+        self.frozen_below.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Connections opened from now on are forwarded again (frozen ones stay frozen).
+    pub fn thaw_new_connections(&self) {
         self.frozen_below.store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
