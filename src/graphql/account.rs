@@ -39,7 +39,8 @@ impl AccountMutation {
     }
 
     /// Exchanges a username (or email) and password for a token. Repeated failures for one
-    /// username are throttled with RATE_LIMITED and `extensions.retryAfter` seconds.
+    /// username from one client address are throttled with RATE_LIMITED and
+    /// `extensions.retryAfter` seconds; the same name from another address is not.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
         let client = client_address(ctx)?.group();
