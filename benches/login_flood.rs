@@ -47,8 +47,8 @@ async fn main() {
     report("figurines alone", &alone);
 
     let flood_task = {
-        let (client, base) = (client.clone(), base.clone());
-        tokio::spawn(async move { flood(&client, &base).await })
+        let base = base.clone();
+        tokio::spawn(async move { flood(&base).await })
     };
     // Let the flood fill the hashing queue before probing.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -72,7 +72,7 @@ async fn main() {
     );
     // Bounded memory means more floods do not add more: run three more and compare.
     for round in 2..=4 {
-        flood(&client, &base).await;
+        flood(&base).await;
         println!(
             "resident memory after flood {round}: {} MiB (peak {} MiB)",
             status_kib("VmRSS:") / 1024,
@@ -109,12 +109,24 @@ async fn probe(client: &reqwest::Client, base: &str) -> Histogram<u64> {
     histogram
 }
 
-async fn flood(client: &reqwest::Client, base: &str) -> (usize, usize, usize, Duration) {
+/// The flood comes from many addresses, as a botnet's would: from one address the throttle
+/// (100 failures per address) would refuse most of it before hashing, and the hashing
+/// threads, whose saturation this measures, would idle.
+const FLOOD_ADDRESSES: u8 = 250;
+
+async fn flood(base: &str) -> (usize, usize, usize, Duration) {
     use futures::StreamExt;
+    let clients: Vec<reqwest::Client> = (0..FLOOD_ADDRESSES)
+        .map(|n| {
+            let address = std::net::IpAddr::from([127, 0, 1, n]);
+            reqwest::Client::builder().local_address(address).build().expect("client")
+        })
+        .collect();
+    let clients = &clients;
     let start = Instant::now();
     let codes: Vec<String> = futures::stream::iter(0..flood_requests())
         .map(|i| async move {
-            let body: Value = client
+            let body: Value = clients[i % clients.len()]
                 .post(base)
                 .json(&json!({
                     "query": "mutation($u: String!) { login(input: {username: $u, password: \"Wrong-Pass-1\"}) { token } }",
