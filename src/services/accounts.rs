@@ -115,9 +115,15 @@ pub async fn authenticate(
     if password.is_empty() {
         return Err(AppError::bad_input("password", "must not be empty"));
     }
-    let reservation =
-        throttle.reserve(login, client).await.map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
-    let checked = check_password(db, hasher, login, password).await;
+    let user = find_by_login(db, login).await?;
+    // An account is counted as one whichever of its names (username, email) is tried; an
+    // unknown name is counted by itself, in the same way.
+    let subject = user.as_ref().map_or_else(|| format!("name:{}", login.to_lowercase()), |user| user.id.to_string());
+    let reservation = throttle
+        .reserve(&subject, client)
+        .await
+        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+    let checked = check_password(hasher, user, password).await;
     let outcome = match &checked {
         Ok(Some(_)) => Outcome::Success,
         Ok(None) => Outcome::Failure,
@@ -130,12 +136,10 @@ pub async fn authenticate(
 /// The account, when `password` is its password; `None` for a wrong password and for an
 /// unknown login alike (both cost one argon2 verification).
 async fn check_password(
-    db: &impl ConnectionTrait,
     hasher: &PasswordHasher,
-    login: &str,
+    user: Option<user::Model>,
     password: &str,
 ) -> Result<Option<Account>, AppError> {
-    let user = find_by_login(db, login).await?;
     let matches = hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
     match user {
         Some(user) if matches => Account::try_from(user).map(Some),

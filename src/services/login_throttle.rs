@@ -2,7 +2,8 @@
 //! throttle cannot be used to lock an owner out.
 //!
 //! Two counts, over a fixed window of [`WINDOW`] from the first attempt counted:
-//! - per login name *and* client address: [`PER_LOGIN_AND_ADDRESS`] failures. An attacker's
+//! - per account (or unknown login name) *and* client address: [`PER_LOGIN_AND_ADDRESS`]
+//!   failures. An attacker's
 //!   guesses throttle the attacker; the owner (or the factory) on another address is not
 //!   affected;
 //! - per client address over every login name: [`PER_ADDRESS`] failures, so that one address
@@ -110,9 +111,10 @@ impl LoginThrottle {
         LoginThrottle { shared: Some(RedisCounts { client, prefix: prefix.to_owned() }), local: LocalCounts::default() }
     }
 
-    /// Reserves an attempt of `login` from `address`, or `Err(seconds)` to wait.
+    /// Reserves an attempt on `login` (an account's id, or the unknown name tried) from
+    /// `address`, or `Err(seconds)` to wait.
     pub async fn reserve(&self, login: &str, address: IpAddr) -> Result<Reservation, u64> {
-        let login = normalize(login);
+        let login = login.to_owned();
         if let Some(redis) = &self.shared {
             match redis.reserve(&login, address).await {
                 Ok(0) => return Ok(Reservation { login, address, in_redis: true }),
@@ -242,11 +244,6 @@ fn make_room(counts: &mut HashMap<Key, Window>, now: Instant) {
     }
 }
 
-/// Usernames and emails are matched ignoring case, so they are counted the same way.
-fn normalize(login: &str) -> String {
-    login.trim().to_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,10 +328,5 @@ mod tests {
             fail(&counts, &format!("user{n}"), address, now).unwrap();
         }
         assert!(counts.lock().len() <= MAX_TRACKED);
-    }
-
-    #[test]
-    fn names_are_counted_ignoring_case_and_spaces() {
-        assert_eq!(normalize("  Ada@Example.COM "), "ada@example.com");
     }
 }

@@ -234,3 +234,20 @@ async fn a_flood_of_registrations_does_not_turn_a_login_away() {
     assert!(turned_away.load(Ordering::Relaxed) > 0, "the flood exceeded the registrations' share");
     assert!(login["data"]["login"]["token"].is_string(), "the factory's login gets through: {login}");
 }
+
+#[tokio::test]
+async fn an_accounts_username_and_email_share_one_count() {
+    let app = spawn_app().await;
+    let username = unique_username("twonames");
+    app.register(&username).await;
+    let client = client_at(2);
+    for attempt in 1..=PER_LOGIN_AND_ADDRESS {
+        let name = if attempt % 2 == 0 { format!("{username}@example.com") } else { username.to_uppercase() };
+        let body = login(&app, &client, &name, WRONG).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "attempt {attempt}: {body}");
+    }
+
+    let by_email = login(&app, &client, &format!("{username}@EXAMPLE.com"), PASSWORD).await;
+
+    assert_eq!(error_code(&by_email), "RATE_LIMITED", "{by_email}");
+}
