@@ -11,6 +11,7 @@
 //! | `FACTORY_STEP_MS` | `1000` | simulated time of each production step, in milliseconds |
 //! | `FACTORY_CONCURRENCY` | `8` | how many orders one factory works on at once |
 //! | `FACTORY_CLAIM_IDLE_MS` | `30000` | how long an entry may sit idle in another consumer's pending list (a dead factory's) before this factory takes it over; keep it well above `FACTORY_STEP_MS` |
+//! | `FACTORY_STREAM_MAX_LEN` | `100000` | about how many entries the stream keeps when the factory hands an order back (`XADD … MAXLEN ~`); the server caps its own `XADD`s alike |
 //! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
 //! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //!
@@ -68,10 +69,18 @@ pub struct RedisSettings {
     /// factory takes it over (that consumer is presumed dead).
     #[arg(long = "factory-claim-idle-ms", env = "FACTORY_CLAIM_IDLE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub claim_idle_ms: u64,
+    /// About how many entries the stream keeps when this factory adds one (an order handed
+    /// back): `XADD … MAXLEN ~`. The stream is a transport, not the record: the database and
+    /// the server's redelivery sweep recover an order whose entry was trimmed.
+    #[arg(long = "factory-stream-max-len", env = "FACTORY_STREAM_MAX_LEN", default_value_t = DEFAULT_STREAM_MAX_LEN, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stream_max_len: u64,
 }
 
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8000/graphql";
 pub const DEFAULT_KEY_PREFIX: &str = "minifig:";
+/// Far more than the orders in flight at any time, so that only entries long acknowledged
+/// (or long forgotten) are trimmed.
+pub const DEFAULT_STREAM_MAX_LEN: u64 = 100_000;
 
 impl WorkerSettings {
     pub fn step(&self) -> Duration {
@@ -153,6 +162,7 @@ mod tests {
         assert_eq!(settings.worker.concurrency, 8);
         assert_eq!(settings.redis.redis_key_prefix, "minifig:");
         assert_eq!(settings.redis.claim_idle_ms, 30_000);
+        assert_eq!(settings.redis.stream_max_len, 100_000);
         assert_eq!(settings.log_format, LogFormat::Pretty);
     }
 

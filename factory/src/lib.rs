@@ -7,13 +7,17 @@
 //!
 //! - [`config`]: settings from the environment (one documented table), secrets redacted.
 //! - [`api`]: typed GraphQL operations generated from `schema.graphql`, the HTTP client,
-//!   token renewal, and what each `extensions.code` means to the factory.
+//!   token renewal, and what each `extensions.code` means to the factory (an answer about
+//!   the order, a transient failure, or a refusal).
+//! - [`circuit`]: the circuit breaker: API calls retried in place, and the API counted as
+//!   down only after sustained failure.
+//! - [`retry`]: the one backoff policy (exponential, full jitter) of every retry loop.
 //! - [`status`]: pure rules: the next status to move an order to, and when.
 //! - [`source`]: where orders come from ([`OrderSource`]): the Redis stream
 //!   ([`RedisStreamSource`], the `factory` binary) or an in-process queue
 //!   ([`MemorySource`], or the server's own, in embedded mode).
-//! - [`worker`]: the [`Factory`] itself: bounded concurrency, pausing while the API is
-//!   unreachable, graceful shutdown.
+//! - [`worker`]: the [`Factory`] itself: bounded concurrency, pausing while the circuit is
+//!   open, graceful shutdown.
 //! - [`telemetry`] sets up logging.
 //!
 //! # Embedding
@@ -22,7 +26,9 @@
 //! [`OrderSource`] and [`WorkerSettings`] pointing at its own `/graphql`.
 
 pub mod api;
+pub mod circuit;
 pub mod config;
+pub mod retry;
 pub mod source;
 pub mod status;
 pub mod telemetry;

@@ -9,25 +9,34 @@
 //!   status an order already has, so a duplicate or reclaimed delivery adds no history.
 //!   Two deliveries of one order in this process take turns. A delivery is acknowledged
 //!   only once its order is final.
-//! - **API down**: the first call that cannot reach the API pauses the factory. It takes no
-//!   new orders, hands back (`release`) every order it holds so that other factories finish
-//!   them promptly, and probes the API (by logging in) with backoff until it answers.
+//! - **Blips are not outages**: an API call that fails for a moment (a dropped connection,
+//!   a 502 while an instance restarts) is retried in place, and an answer about the order
+//!   (`INVALID_TRANSITION`, `CONFLICT`, the status it already has) is progress: the order is
+//!   re-read and worked on from where it really is.
+//! - **API down**: only sustained failure opens the circuit ([`crate::circuit`]). Then the
+//!   factory takes no new orders, hands back (`release`) every order it holds so that other
+//!   factories finish them promptly, and probes the API (by logging in) with backoff until
+//!   it answers.
+//! - **Nothing held forever**: an `ack` or `release` that fails is retried a few times;
+//!   after that the source lets go of the delivery anyway (on Redis, the entry stays
+//!   pending in the group and is claimed again after the idle time).
 //! - **Shutdown**: stop taking orders, let each HTTP call in flight finish, release what is
 //!   not final, return `Ok`.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::api::{ApiClient, ApiError, OrderSnapshot};
+use crate::api::{ApiClient, ApiError};
+use crate::circuit::{CallError, Circuit};
 use crate::config::WorkerSettings;
+use crate::retry::{self, Backoff};
 use crate::source::{Delivery, OrderSource};
 use crate::status::{Status, Step, delay_before, next_step};
 
@@ -35,11 +44,12 @@ use crate::status::{Status, Step, delay_before, next_step};
 /// then released rather than left to a claim timeout).
 const RECEIVE_GRACE: Duration = Duration::from_secs(10);
 /// The longest a delivery goes untouched while its order is worked on: long steps are
-/// slept in slices of this, with a `keep` after each, so that no other factory reclaims an
-/// order that is merely slow (as long as `FACTORY_CLAIM_IDLE_MS` is longer than this).
+/// slept, and slow or retried API calls awaited, in slices of this, with a `keep` after
+/// each, so that no other factory reclaims an order that is merely slow (as long as
+/// `FACTORY_CLAIM_IDLE_MS` is longer than this).
 const KEEP_EVERY: Duration = Duration::from_secs(5);
-/// Refused status changes in a row, each followed by a re-read, before the factory gives
-/// an order back instead of insisting.
+/// Refused status changes in a row (`INVALID_TRANSITION` or `CONFLICT`), each followed by
+/// a re-read, before the factory gives an order back instead of insisting.
 const MAX_REFUSALS: u32 = 5;
 
 /// The worker, built from its settings and a source, then run until stopped.
@@ -56,20 +66,12 @@ struct Shared {
     source: Arc<dyn OrderSource>,
     /// Simulated time of one production step.
     step: Duration,
-    /// Whether the API answers; tasks mark it down, the main loop brings it back up.
-    health: watch::Sender<Health>,
+    /// Whether the API counts as up; calls open it, the main loop's probe closes it.
+    circuit: Circuit,
     /// Cancelled when the factory stops.
     stop: CancellationToken,
     /// One lock per order in progress, so two deliveries of one order take turns.
     locks: OrderLocks,
-    /// Set by every successful API call on an order: the API really works.
-    progress: AtomicBool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Health {
-    Up,
-    Down,
 }
 
 /// How working on one delivery ended, i.e. what to tell the source.
@@ -90,6 +92,8 @@ enum Why {
     ShuttingDown,
     ApiDown,
     Refused,
+    /// The API kept failing on this order while others went through.
+    Failing,
     NoFreeSlot,
 }
 
@@ -97,15 +101,13 @@ impl Factory {
     /// Builds the factory. Does not contact the API (it may not be up yet: the embedding
     /// server builds its factory before it serves); `run_until` logs in, with backoff.
     pub fn build(settings: &WorkerSettings, source: Arc<dyn OrderSource>) -> anyhow::Result<Self> {
-        let (health, _) = watch::channel(Health::Down);
         let shared = Shared {
             api: ApiClient::new(settings)?,
             source,
             step: settings.step(),
-            health,
+            circuit: Circuit::new(),
             stop: CancellationToken::new(),
             locks: OrderLocks::default(),
-            progress: AtomicBool::new(false),
         };
         Ok(Factory { shared: Arc::new(shared), concurrency: settings.concurrency.max(1) as usize })
     }
@@ -121,10 +123,10 @@ impl Factory {
         let Factory { shared, concurrency } = self;
         let slots = Arc::new(Semaphore::new(concurrency));
         let mut tasks = JoinSet::new();
-        let mut api_backoff = Backoff::default();
+        let mut api_backoff = Backoff::new(retry::UNTIL_BACK);
         // Whether the API was probed before (the first login is not delayed).
         let mut probed = false;
-        let mut source_backoff = Backoff::default();
+        let mut source_backoff = Backoff::new(retry::UNTIL_BACK);
         tokio::pin!(shutdown);
         tracing::info!(concurrency, step_ms = shared.step.as_millis() as u64, "factory started");
 
@@ -148,8 +150,8 @@ impl Factory {
             // 2. No orders while the API does not answer. Probes (logins) back off, and
             //    the backoff only starts over once orders made progress again, so that
             //    an API that accepts the login but fails every step is not hammered.
-            if shared.health() == Health::Down {
-                if shared.progress.swap(false, Ordering::Relaxed) {
+            if shared.circuit.is_open() {
+                if shared.circuit.take_progress() {
                     api_backoff.reset();
                 }
                 if probed {
@@ -166,7 +168,7 @@ impl Factory {
                 };
                 match probe {
                     Ok(()) => {
-                        shared.health.send_replace(Health::Up);
+                        shared.circuit.close();
                         tracing::info!("the API answers; taking orders");
                     }
                     Err(err) => {
@@ -317,13 +319,12 @@ async fn take_turn(
         return Ok(turn);
     }
     tracing::debug!("this order is already in progress here; waiting for its turn");
-    let mut health = shared.health.subscribe();
     loop {
         tokio::select! {
             turn = lock.clone().lock_owned() => return Ok(turn),
             () = tokio::time::sleep(shared.step.clamp(Duration::from_millis(100), KEEP_EVERY)) => keep(shared, delivery).await,
             () = shared.stop.cancelled() => return Err(Why::ShuttingDown),
-            () = api_down(&mut health) => return Err(Why::ApiDown),
+            () = shared.circuit.opened() => return Err(Why::ApiDown),
         }
     }
 }
@@ -334,9 +335,9 @@ async fn process(shared: &Shared, delivery: &Delivery) -> Outcome {
         return Outcome::Release(why);
     }
     let order_id = delivery.order_id.as_str();
-    let mut order = match shared.api.order_state(order_id).await {
-        Ok(order) => shared.succeeded(order),
-        Err(err) => return shared.failed(err),
+    let mut order = match shared.call(delivery, || shared.api.order_state(order_id)).await {
+        Ok(order) => order,
+        Err(err) => return shared.let_go(err),
     };
     let mut refusals = 0;
     loop {
@@ -354,35 +355,31 @@ async fn process(shared: &Shared, delivery: &Delivery) -> Outcome {
         {
             return Outcome::Release(why);
         }
-        match shared.api.update_status(order_id, &to).await {
+        // The API answers a change to the status the order already has with the order as
+        // it is, so a retried step whose first answer was lost is progress like any other.
+        match shared.call(delivery, || shared.api.update_status(order_id, &to)).await {
             Ok(now) => {
                 tracing::info!(status = %now.status, version = now.version, "order moved");
-                order = shared.succeeded(now);
+                order = now;
                 refusals = 0;
             }
-            Err(ApiError::InvalidTransition(reason)) => {
-                // Someone else moved it (a customer cancelled, another factory went
-                // ahead): plan again from where it really is.
+            Err(CallError::Answer(err @ (ApiError::InvalidTransition(_) | ApiError::Conflict(_)))) => {
+                // Someone else moved it (a customer cancelled, another factory went ahead,
+                // perhaps past `to`) or was moving it at that moment: plan again from where
+                // it really is.
                 refusals += 1;
                 if refusals > MAX_REFUSALS {
-                    tracing::warn!(%to, %reason, "the API keeps refusing this order's next step; giving it back");
+                    tracing::warn!(%to, error = %err, "the API keeps refusing this order's next step; giving it back");
                     return Outcome::Release(Why::Refused);
                 }
-                tracing::info!(%to, %reason, "status change refused; re-reading the order");
-                order = match shared.api.order_state(order_id).await {
-                    Ok(order) => shared.succeeded(order),
-                    Err(err) => return shared.failed(err),
+                tracing::info!(%to, error = %err, "status change refused; re-reading the order");
+                order = match shared.call(delivery, || shared.api.order_state(order_id)).await {
+                    Ok(order) => order,
+                    Err(err) => return shared.let_go(err),
                 };
             }
-            Err(err) => return shared.failed(err),
+            Err(err) => return shared.let_go(err),
         }
-    }
-}
-
-/// Resolves once the API is marked down (or never, if the factory is gone).
-async fn api_down(health: &mut watch::Receiver<Health>) {
-    if health.wait_for(|health| *health == Health::Down).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
@@ -393,15 +390,18 @@ async fn keep(shared: &Shared, delivery: &Delivery) {
 }
 
 async fn ack(shared: &Shared, delivery: &Delivery) {
-    if let Err(err) = shared.source.ack(delivery).await {
-        // The entry stays pending: some factory reclaims it later, finds the order final
-        // and acknowledges it then.
+    let acked = retry::retrying(retry::REDIS_WRITE, "acknowledging the delivery", || shared.source.ack(delivery)).await;
+    if let Err(err) = acked {
+        // The source no longer holds it; the entry stays pending in the group, and whoever
+        // claims it after the idle time finds the order final and acknowledges it then.
         tracing::warn!(error = format!("{err:#}"), "could not acknowledge the delivery");
     }
 }
 
 async fn release(shared: &Shared, delivery: &Delivery, why: Why) {
-    match shared.source.release(delivery).await {
+    let released =
+        retry::retrying(retry::REDIS_WRITE, "handing the order back", || shared.source.release(delivery)).await;
+    match released {
         Ok(()) => tracing::info!(order_id = %delivery.order_id, reason = ?why, "order handed back"),
         Err(err) => tracing::warn!(
             order_id = %delivery.order_id,
@@ -413,15 +413,11 @@ async fn release(shared: &Shared, delivery: &Delivery, why: Why) {
 }
 
 impl Shared {
-    fn health(&self) -> Health {
-        *self.health.borrow()
-    }
-
     /// Whether to stop working on orders now, and why.
     fn must_let_go(&self) -> Option<Why> {
         if self.stop.is_cancelled() {
             Some(Why::ShuttingDown)
-        } else if self.health() == Health::Down {
+        } else if self.circuit.is_open() {
             Some(Why::ApiDown)
         } else {
             None
@@ -431,7 +427,6 @@ impl Shared {
     /// Works on the order for `delay`, keeping the delivery ours every [`KEEP_EVERY`] and
     /// at the end, unless the factory stops or the API goes down meanwhile.
     async fn pause(&self, delivery: &Delivery, delay: Duration) -> Option<Why> {
-        let mut health = self.health.subscribe();
         let deadline = tokio::time::Instant::now() + delay;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -441,33 +436,43 @@ impl Shared {
             tokio::select! {
                 () = tokio::time::sleep(left.min(KEEP_EVERY)) => {}
                 () = self.stop.cancelled() => return Some(Why::ShuttingDown),
-                () = api_down(&mut health) => return Some(Why::ApiDown),
+                () = self.circuit.opened() => return Some(Why::ApiDown),
             }
             keep(self, delivery).await;
         }
     }
 
-    /// Notes that the API answered about an order.
-    fn succeeded(&self, order: OrderSnapshot) -> OrderSnapshot {
-        self.progress.store(true, Ordering::Relaxed);
-        order
+    /// An API call about `delivery` through the circuit (retried in place when it fails
+    /// for a moment), keeping the delivery ours every [`KEEP_EVERY`] while it and its
+    /// retries take their time.
+    async fn call<T, F, Fut>(&self, delivery: &Delivery, op: F) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let call = self.circuit.call(&self.stop, op);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                result = &mut call => return result,
+                () = tokio::time::sleep(KEEP_EVERY) => keep(self, delivery).await,
+            }
+        }
     }
 
-    /// What an API error means for the order at hand; marks the API down when it is the
-    /// API's fault.
-    fn failed(&self, err: ApiError) -> Outcome {
+    /// What a call that got no value means for the order at hand.
+    fn let_go(&self, err: CallError) -> Outcome {
         match err {
-            ApiError::NotFound(_) => Outcome::Gone,
-            err @ (ApiError::Unavailable(_) | ApiError::Unauthenticated(_) | ApiError::InvalidTransition(_)) => {
-                let changed = self.health.send_if_modified(|health| {
-                    let was_up = *health == Health::Up;
-                    *health = Health::Down;
-                    was_up
-                });
-                if changed {
-                    tracing::warn!(error = %err, "the API is unreachable: pausing, and handing back the orders held");
-                }
-                Outcome::Release(Why::ApiDown)
+            CallError::Answer(ApiError::NotFound(_)) => Outcome::Gone,
+            CallError::Answer(err) => {
+                tracing::warn!(error = %err, "unexpected answer about the order; giving it back");
+                Outcome::Release(Why::Refused)
+            }
+            CallError::Open => Outcome::Release(Why::ApiDown),
+            CallError::Stopped => Outcome::Release(Why::ShuttingDown),
+            CallError::GaveUp(err) => {
+                tracing::warn!(error = %err, "the API keeps failing on this order while others go through; giving it back");
+                Outcome::Release(Why::Failing)
             }
         }
     }
@@ -499,45 +504,9 @@ impl OrderLocks {
     }
 }
 
-/// Exponential backoff: 250 ms, doubling, at most 10 s.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(250);
-    const MAX: Duration = Duration::from_secs(10);
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: Self::FIRST }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_a_ceiling_and_resets() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<u64> = (0..8).map(|_| backoff.next_delay().as_millis() as u64).collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
-        backoff.reset();
-        assert_eq!(backoff.next_delay(), Duration::from_millis(250));
-    }
 
     #[test]
     fn the_embedding_entry_point_can_be_spawned() {

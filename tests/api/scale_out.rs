@@ -30,6 +30,7 @@ impl RunningFactory {
             redis_url: factory::Secret::new(redis_url),
             redis_key_prefix: prefix.to_owned(),
             claim_idle_ms,
+            stream_max_len: factory::config::DEFAULT_STREAM_MAX_LEN,
         })
         .await
         .expect("factory connects to Redis");

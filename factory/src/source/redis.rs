@@ -12,6 +12,14 @@
 //! - The blocking `XREADGROUP` runs on a connection of its own: fred pipelines commands
 //!   on one connection, and a blocked read would hold up every `XACK` and `XCLAIM` behind
 //!   it.
+//! - The stream is capped (`XADD … MAXLEN ~`, here when an order is handed back, in the
+//!   server when an order is placed), so an entry may be trimmed while it is pending.
+//!   Redis 7 then drops it from the pending list when it is claimed (`XAUTOCLAIM` lists it
+//!   apart, `XCLAIM` returns nothing for it); the database and the server's redelivery
+//!   sweep are the record of the order.
+//! - After `ack` or `release`, whether it worked or not, the delivery is no longer held
+//!   here: an entry Redis did not take the `XACK` for stays pending in the group and comes
+//!   back through `XAUTOCLAIM` once idle, to this factory or another.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -22,6 +30,7 @@ use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::Value;
 use fred::types::config::{Options, TcpConfig, UnresponsiveConfig};
+use fred::types::streams::{XCap, XCapKind, XCapTrim};
 
 use super::{Delivery, OrderSource};
 use crate::config::RedisSettings;
@@ -56,12 +65,15 @@ macro_rules! with_group {
 /// than any blocking read.
 const UNRESPONSIVE: Duration = Duration::from_secs(10);
 
-/// `release`: hand the order back as a new entry and drop the old one, atomically. Only
-/// when the old entry was still pending: if it was acknowledged meanwhile the order is
-/// final, and re-adding it would be a pointless delivery.
+/// `release`: hand the order back as a new entry (capping the stream at about ARGV[5]
+/// entries) and drop the old one, atomically. Only when the old entry was still pending,
+/// or is gone from the stream: if it was acknowledged meanwhile the order is final and
+/// re-adding it would be a pointless delivery, but an entry trimmed away while pending
+/// was dropped from the pending list by Redis, and its order still needs a factory.
 const RELEASE_SCRIPT: &str = r"
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  return redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[4])
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if acked == 1 or #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', ARGV[3], ARGV[4])
 end
 return false
 ";
@@ -87,6 +99,8 @@ pub struct RedisStreamSource {
     consumer: String,
     /// Idle time after which another consumer's pending entry is taken over.
     claim_idle: Duration,
+    /// About how many entries the stream keeps when this source adds one.
+    max_len: u64,
     /// Where the next `XAUTOCLAIM` scan starts (`0-0` begins a new pass).
     claim_cursor: Mutex<String>,
     /// Entries received and not yet acknowledged or released, so that a scan that finds
@@ -115,6 +129,7 @@ impl RedisStreamSource {
             stream: format!("{}orders", settings.redis_key_prefix),
             consumer: consumer_name(),
             claim_idle: settings.claim_idle(),
+            max_len: settings.stream_max_len,
             claim_cursor: Mutex::new("0-0".into()),
             held: Mutex::new(HashSet::new()),
         };
@@ -200,9 +215,16 @@ impl RedisStreamSource {
                 .await
         );
         let reply = reply.with_context(|| format!("XAUTOCLAIM on {}", self.stream))?;
-        let (next, entries) =
+        let Autoclaim { next, entries, trimmed } =
             parse_autoclaim(reply).with_context(|| format!("reading XAUTOCLAIM on {}", self.stream))?;
         *self.claim_cursor.lock().expect("cursor lock") = next;
+        if trimmed > 0 {
+            tracing::info!(
+                trimmed,
+                stream = %self.stream,
+                "abandoned entries were trimmed from the stream; Redis dropped them from the pending list (the server redelivers their orders)"
+            );
+        }
         let held = self.held.lock().expect("held lock").clone();
         let fresh: Vec<Entry> = entries.into_iter().filter(|entry| !held.contains(&entry.id)).collect();
         let deliveries = self.usable(fresh).await;
@@ -263,7 +285,18 @@ impl OrderSource for RedisStreamSource {
         if deliveries.len() < max {
             // Do not wait for new entries when there is already work to hand out.
             let block = deliveries.is_empty().then_some(BLOCK);
-            deliveries.extend(self.read_new(max - deliveries.len(), block).await?);
+            match self.read_new(max - deliveries.len(), block).await {
+                Ok(new) => deliveries.extend(new),
+                // The claimed entries are this consumer's now: hand them out rather than
+                // leave them idle until the next claim.
+                Err(err) if !deliveries.is_empty() => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "could not read new entries; working on the claimed ones"
+                    );
+                }
+                Err(err) => return Err(err),
+            }
         }
         let mut held = self.held.lock().expect("held lock");
         held.extend(deliveries.iter().map(|d| d.id.clone()));
@@ -273,8 +306,8 @@ impl OrderSource for RedisStreamSource {
     async fn ack(&self, delivery: &Delivery) -> anyhow::Result<()> {
         let acked: Result<Value, Error> =
             with_group!(self, self.writer.xack(&self.stream, CONSUMER_GROUP, delivery.id.as_str()).await);
-        acked.with_context(|| format!("XACK {} on {}", delivery.id, self.stream))?;
         self.forget(delivery);
+        acked.with_context(|| format!("XACK {} on {}", delivery.id, self.stream))?;
         Ok(())
     }
 
@@ -306,16 +339,25 @@ impl OrderSource for RedisStreamSource {
     }
 
     async fn release(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let released = self.hand_back(delivery).await;
+        self.forget(delivery);
+        released
+    }
+}
+
+impl RedisStreamSource {
+    async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let max_len = self.max_len.to_string();
         let released: Result<Value, Error> = self
             .writer
             .eval(
                 RELEASE_SCRIPT,
                 vec![self.stream.as_str()],
-                vec![CONSUMER_GROUP, delivery.id.as_str(), ORDER_ID_FIELD, delivery.order_id.as_str()],
+                vec![CONSUMER_GROUP, delivery.id.as_str(), ORDER_ID_FIELD, delivery.order_id.as_str(), &max_len],
             )
             .await;
         match released {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(err) if mentions(&err, "NOGROUP") => {
                 // Redis lost the stream and the entry with it; hand the order back anew so
                 // that it is not left to the server's redelivery alone.
@@ -324,19 +366,22 @@ impl OrderSource for RedisStreamSource {
                     .xadd::<Value, _, _, _, _>(
                         &self.stream,
                         false,
-                        None,
+                        self.cap(),
                         "*",
                         vec![(ORDER_ID_FIELD, delivery.order_id.as_str())],
                     )
                     .await
                     .with_context(|| format!("XADD order {} to {}", delivery.order_id, self.stream))?;
+                Ok(())
             }
-            Err(err) => {
-                return Err(anyhow::Error::new(err).context(format!("releasing {} on {}", delivery.id, self.stream)));
-            }
+            Err(err) => Err(anyhow::Error::new(err).context(format!("releasing {} on {}", delivery.id, self.stream))),
         }
-        self.forget(delivery);
-        Ok(())
+    }
+
+    /// `MAXLEN ~ <max_len>`
+    fn cap(&self) -> XCap {
+        let max_len = i64::try_from(self.max_len).unwrap_or(i64::MAX);
+        XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, max_len)).unwrap_or_else(|_| XCap::from(None))
     }
 }
 
@@ -399,9 +444,20 @@ fn parse_read(reply: Value) -> anyhow::Result<Vec<Entry>> {
     per_stream.into_iter().flat_map(Value::into_array).map(parse_entry).collect()
 }
 
+/// An `XAUTOCLAIM` reply.
+#[derive(Debug, PartialEq, Eq)]
+struct Autoclaim {
+    /// Where the next scan starts.
+    next: String,
+    entries: Vec<Entry>,
+    /// Pending entries no longer in the stream (trimmed), which Redis 7 dropped from the
+    /// pending list. (Redis 6.2 returns them among `entries`, without fields.)
+    trimmed: usize,
+}
+
 /// `XAUTOCLAIM`: `[next, [entry...]]` (Redis 6.2) or `[next, [entry...], [deleted id...]]`
-/// (Redis 7; Redis already dropped those from the pending list).
-fn parse_autoclaim(reply: Value) -> anyhow::Result<(String, Vec<Entry>)> {
+/// (Redis 7).
+fn parse_autoclaim(reply: Value) -> anyhow::Result<Autoclaim> {
     let mut parts = reply.into_array().into_iter();
     let next = parts.next().and_then(|next| next.as_string()).context("no cursor in the reply")?;
     let entries = parts
@@ -411,7 +467,8 @@ fn parse_autoclaim(reply: Value) -> anyhow::Result<(String, Vec<Entry>)> {
         .into_iter()
         .map(parse_entry)
         .collect::<Result<_, _>>()?;
-    Ok((next, entries))
+    let trimmed = parts.next().map_or(0, |deleted| deleted.into_array().len());
+    Ok(Autoclaim { next, entries, trimmed })
 }
 
 /// `[id, [field, value, ...]]`, `[id, {field: value}]` or `[id, nil]`.
@@ -479,10 +536,19 @@ mod tests {
     fn autoclaim_replies_of_redis_6_and_7_both_parse() {
         let claimed = Value::Array(vec![entry("5-0", &["order_id", "z"])]);
         let six = Value::Array(vec![s("0-0"), claimed.clone()]);
-        let seven = Value::Array(vec![s("9-1"), claimed, Value::Array(vec![s("3-0")])]);
-        let expected = vec![Entry { id: "5-0".into(), order_id: Some("z".into()) }];
-        assert_eq!(parse_autoclaim(six).unwrap(), ("0-0".to_owned(), expected.clone()));
-        assert_eq!(parse_autoclaim(seven).unwrap(), ("9-1".to_owned(), expected));
+        let seven = Value::Array(vec![s("9-1"), claimed, Value::Array(vec![s("3-0"), s("4-0")])]);
+        let entries = vec![Entry { id: "5-0".into(), order_id: Some("z".into()) }];
+        assert_eq!(
+            parse_autoclaim(six).unwrap(),
+            Autoclaim { next: "0-0".into(), entries: entries.clone(), trimmed: 0 }
+        );
+        assert_eq!(parse_autoclaim(seven).unwrap(), Autoclaim { next: "9-1".into(), entries, trimmed: 2 });
+    }
+
+    #[test]
+    fn an_autoclaim_that_only_found_trimmed_entries_parses() {
+        let reply = Value::Array(vec![s("0-0"), Value::Array(vec![]), Value::Array(vec![s("3-0")])]);
+        assert_eq!(parse_autoclaim(reply).unwrap(), Autoclaim { next: "0-0".into(), entries: vec![], trimmed: 1 });
     }
 
     #[test]

@@ -41,3 +41,35 @@ async fn reconnect(url: &str) -> fred::prelude::Client {
     client.init().await.expect("the restarted Redis answers");
     client
 }
+
+#[tokio::test]
+async fn an_acknowledgement_redis_refuses_for_a_moment_is_not_left_held_forever() {
+    // Arrange: a factory on a Redis of the test's own that refuses XACK for now. It takes
+    // over entries idle for 300 ms, its own included once it no longer holds them.
+    let Some(private) = PrivateRedis::start().await else {
+        eprintln!("redis-server is not installed; skipping");
+        return;
+    };
+    let shared = TestRedis::new().await;
+    let app = spawn_app(&shared).await;
+    let redis = TestRedis::at(&private.url()).await;
+    redis.refuse(&["xack"]).await;
+    let token = app.customer().await;
+    let order_id = app.place_order(&token).await;
+    redis.add_order(&order_id).await;
+    let factory = RunningFactory::start(&app, &redis, 50, 2, 300).await;
+
+    // Act: the order ships, its acknowledgement is refused, then Redis takes XACK again.
+    app.wait_for_status(&token, &order_id, &["SHIPPED"]).await.assert_shipped_once(&order_id);
+    crate::helpers::eventually("an acknowledgement to be refused", || async {
+        (redis.rejected_calls("xack").await >= 1).then_some(())
+    })
+    .await;
+    redis.allow(&["xack"]).await;
+
+    // Assert: the entry is acknowledged in the end (retried, or reclaimed and found final).
+    crate::helpers::eventually("the entry to be acknowledged", || async { (redis.pending().await == 0).then_some(()) })
+        .await;
+    factory.stop().await;
+    app.order(&token, &order_id).await.assert_shipped_once(&order_id);
+}

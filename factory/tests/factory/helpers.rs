@@ -179,6 +179,33 @@ impl TestApp {
         .await
     }
 
+    /// A token of the FACTORY account, for a test that moves an order itself.
+    pub async fn factory_token(&self) -> String {
+        let body = self
+            .graphql(
+                None,
+                "mutation($input: LoginInput!) { login(input: $input) { token } }",
+                json!({"input": {"username": FACTORY_USERNAME, "password": FACTORY_PASSWORD}}),
+            )
+            .await;
+        body["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("factory login failed: {body}")).to_owned()
+    }
+
+    /// `updateOrderStatus` as `token`; the order's status afterwards.
+    pub async fn move_order(&self, token: &str, order_id: &str, status: &str) -> String {
+        let body = self
+            .graphql(
+                Some(token),
+                "mutation($input: UpdateOrderStatusInput!) { updateOrderStatus(input: $input) { status } }",
+                json!({"input": {"orderId": order_id, "status": status}}),
+            )
+            .await;
+        body["data"]["updateOrderStatus"]["status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("updateOrderStatus failed: {body}"))
+            .to_owned()
+    }
+
     /// Worker settings against this server.
     pub fn worker_settings(&self, step_ms: u64, concurrency: u32) -> WorkerSettings {
         WorkerSettings {
@@ -232,13 +259,40 @@ impl TestRedis {
         format!("{}orders", self.prefix)
     }
 
+    /// The factory's Redis settings for this prefix, defaults for the rest (parsed as the
+    /// binary parses them, so that a new setting takes its documented default here too).
     pub fn settings(&self, claim_idle_ms: u64) -> RedisSettings {
-        RedisSettings { redis_url: Secret::new(self.url.clone()), redis_key_prefix: self.prefix.clone(), claim_idle_ms }
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            redis: RedisSettings,
+        }
+        let claim_idle_ms = claim_idle_ms.to_string();
+        let args = ["factory", "--redis-url", &self.url, "--redis-key-prefix", &self.prefix];
+        let args = args.into_iter().chain(["--factory-claim-idle-ms", &claim_idle_ms]);
+        Cli::try_parse_from(args).expect("Redis settings").redis
     }
 
     /// Hands an order to the factory as the server would: `XADD <prefix>orders * order_id <id>`.
     pub async fn add_order(&self, order_id: &str) -> String {
         self.client.xadd(self.stream(), false, None, "*", vec![("order_id", order_id)]).await.expect("XADD")
+    }
+
+    /// How many entries of the stream name `order_id`.
+    pub async fn entries_of(&self, order_id: &str) -> usize {
+        let entries: RedisValue = self.client.xrange(self.stream(), "-", "+", None).await.expect("XRANGE");
+        entries
+            .into_array()
+            .into_iter()
+            .filter(|entry| {
+                let fields =
+                    entry.clone().into_array().into_iter().nth(1).map(RedisValue::into_array).unwrap_or_default();
+                fields.chunks(2).any(|pair| {
+                    pair[0].as_str().as_deref() == Some("order_id")
+                        && pair.get(1).and_then(|value| value.as_string()).as_deref() == Some(order_id)
+                })
+            })
+            .count()
     }
 
     /// Entries delivered to the group and not acknowledged.
@@ -269,6 +323,43 @@ impl TestRedis {
                     && pair.get(1).and_then(|v| v.as_string()).as_deref() == Some("factory")
             })
         })
+    }
+
+    /// Makes Redis refuse `commands` (`NOPERM`) to the default user, i.e. to the factory.
+    /// Only for a [`PrivateRedis`]: it changes the whole server.
+    pub async fn refuse(&self, commands: &[&str]) {
+        let rules: Vec<String> = commands.iter().map(|command| format!("-{command}")).collect();
+        self.acl(rules).await;
+    }
+
+    /// Undoes [`refuse`](Self::refuse).
+    pub async fn allow(&self, commands: &[&str]) {
+        let rules: Vec<String> = commands.iter().map(|command| format!("+{command}")).collect();
+        self.acl(rules).await;
+    }
+
+    async fn acl(&self, rules: Vec<String>) {
+        let mut args = vec!["SETUSER".to_owned(), "default".to_owned()];
+        args.extend(rules);
+        let _: RedisValue = self.client.custom(fred::cmd!("ACL"), args).await.expect("ACL SETUSER");
+    }
+
+    /// How many times Redis refused `command` (ACL, OOM, ...) since it started.
+    pub async fn rejected_calls(&self, command: &str) -> u64 {
+        let stats: String = self.client.custom(fred::cmd!("INFO"), vec!["commandstats"]).await.expect("INFO");
+        let prefix = format!("cmdstat_{command}:");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|fields| fields.split(',').find_map(|field| field.strip_prefix("rejected_calls=")))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Deletes every entry of the stream, pending or not, as a cap on its length does to the
+    /// oldest ones; the group and its pending list stay.
+    pub async fn trim_everything(&self) {
+        let _: i64 = self.client.xtrim(self.stream(), ("MAXLEN", 0)).await.expect("XTRIM");
     }
 
     /// Deletes the stream (and the group with it), as a Redis restarted empty would.
@@ -334,11 +425,16 @@ pub struct RunningFactory {
 
 impl RunningFactory {
     pub async fn start(app: &TestApp, redis: &TestRedis, step_ms: u64, concurrency: u32, claim_idle_ms: u64) -> Self {
+        Self::start_with(app.worker_settings(step_ms, concurrency), redis.settings(claim_idle_ms)).await
+    }
+
+    /// A factory with settings of the test's choosing (an API behind a proxy, say).
+    pub async fn start_with(worker: WorkerSettings, redis: RedisSettings) -> Self {
         if std::env::var_os("FACTORY_TEST_LOGS").is_some() {
             factory::telemetry::init(factory::config::LogFormat::Pretty);
         }
-        let source = Arc::new(RedisStreamSource::connect(&redis.settings(claim_idle_ms)).await.expect("source"));
-        let factory = Factory::build(&app.worker_settings(step_ms, concurrency), source.clone()).expect("factory");
+        let source = Arc::new(RedisStreamSource::connect(&redis).await.expect("source"));
+        let factory = Factory::build(&worker, source.clone()).expect("factory");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(factory.run_until(async {
             let _ = stopped.await;
@@ -359,8 +455,20 @@ impl RunningFactory {
 
 /// The real `factory` binary.
 pub fn spawn_binary(app: &TestApp, redis: &TestRedis, step_ms: u64, claim_idle_ms: u64) -> std::process::Child {
+    spawn_binary_with(app, redis, step_ms, claim_idle_ms, &[])
+}
+
+/// The real `factory` binary, with more environment variables.
+pub fn spawn_binary_with(
+    app: &TestApp,
+    redis: &TestRedis,
+    step_ms: u64,
+    claim_idle_ms: u64,
+    env: &[(&str, &str)],
+) -> std::process::Child {
     let verbose = std::env::var_os("FACTORY_TEST_LOGS").is_some();
     std::process::Command::new(env!("CARGO_BIN_EXE_factory"))
+        .envs(env.iter().copied())
         .env("API_URL", &app.api_url)
         .env("REDIS_URL", &redis.url)
         .env("REDIS_KEY_PREFIX", &redis.prefix)

@@ -1,8 +1,11 @@
 //! Black-box tests of the factory against a real server (in-process, its own SQLite file)
 //! and the real Redis on 127.0.0.1:6379, each test under its own key prefix.
 
+mod api_proxy;
+mod blips;
 mod fault;
 mod helpers;
 mod lifecycle;
 mod process;
 mod stream;
+mod trim;

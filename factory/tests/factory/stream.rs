@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use factory::{OrderSource, RedisStreamSource};
 
-use crate::helpers::TestRedis;
+use crate::helpers::{EVENTUALLY, PrivateRedis, TestRedis};
 
 #[tokio::test]
 async fn release_hands_an_entry_back_at_once() {
@@ -119,4 +119,88 @@ async fn an_entry_without_an_order_id_is_dropped_not_handed_out() {
 
     assert_eq!(taken.iter().map(|d| d.order_id.as_str()).collect::<Vec<_>>(), ["good"]);
     assert_eq!(redis.pending().await, 1, "the broken entry was acknowledged");
+}
+
+#[tokio::test]
+async fn an_entry_whose_acknowledgement_failed_is_no_longer_held_and_comes_back() {
+    // Arrange: a consumer that takes over entries idle for 300 ms holds one, and Redis
+    // refuses XACK.
+    let Some(private) = PrivateRedis::start().await else {
+        eprintln!("redis-server is not installed; skipping");
+        return;
+    };
+    let redis = TestRedis::at(&private.url()).await;
+    let source = RedisStreamSource::connect(&redis.settings(300)).await.unwrap();
+    redis.add_order("order-1").await;
+    let held = source.receive(5).await.unwrap();
+    assert_eq!(held.len(), 1);
+    redis.refuse(&["xack"]).await;
+
+    // Act
+    assert!(source.ack(&held[0]).await.is_err(), "Redis refused the XACK");
+    redis.allow(&["xack"]).await;
+
+    // Assert: still pending in Redis, so it comes back (to this very consumer) once idle.
+    let again = come_back(&source).await;
+    assert_eq!(again.id, held[0].id);
+    source.ack(&again).await.unwrap();
+    assert_eq!(redis.pending().await, 0);
+}
+
+#[tokio::test]
+async fn an_entry_whose_release_failed_is_no_longer_held_and_comes_back() {
+    // Arrange: as above, with Redis refusing the release script.
+    let Some(private) = PrivateRedis::start().await else {
+        eprintln!("redis-server is not installed; skipping");
+        return;
+    };
+    let redis = TestRedis::at(&private.url()).await;
+    let source = RedisStreamSource::connect(&redis.settings(300)).await.unwrap();
+    redis.add_order("order-1").await;
+    let held = source.receive(5).await.unwrap();
+    assert_eq!(held.len(), 1);
+    redis.refuse(&["eval", "evalsha"]).await;
+
+    // Act
+    assert!(source.release(&held[0]).await.is_err(), "Redis refused the release");
+    redis.allow(&["eval", "evalsha"]).await;
+
+    // Assert
+    let again = come_back(&source).await;
+    assert_eq!(again.id, held[0].id);
+    assert_eq!(again.order_id, "order-1");
+}
+
+#[tokio::test]
+async fn releasing_an_entry_trimmed_from_the_stream_while_held_still_hands_the_order_back() {
+    // Arrange: a consumer holds an entry; the stream is trimmed under it, and keeping the
+    // entry then finds it gone (Redis drops a deleted entry from the pending list).
+    let redis = TestRedis::new().await;
+    let source = RedisStreamSource::connect(&redis.settings(600_000)).await.unwrap();
+    redis.add_order("order-1").await;
+    let held = source.receive(5).await.unwrap();
+    redis.trim_everything().await;
+    source.keep(&held[0]).await.unwrap();
+    assert_eq!(redis.pending().await, 0, "Redis forgot the trimmed entry");
+
+    // Act
+    source.release(&held[0]).await.unwrap();
+
+    // Assert: the order is on the stream again, for any factory.
+    assert_eq!(redis.entries_of("order-1").await, 1);
+    let other = RedisStreamSource::connect(&redis.settings(600_000)).await.unwrap();
+    let taken = other.receive(5).await.unwrap();
+    assert_eq!(taken.iter().map(|d| d.order_id.as_str()).collect::<Vec<_>>(), ["order-1"]);
+}
+
+/// The next delivery `source` hands out, waiting for the claim idle time to pass.
+async fn come_back(source: &RedisStreamSource) -> factory::Delivery {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        if let Some(delivery) = source.receive(5).await.unwrap().into_iter().next() {
+            return delivery;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the entry never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
