@@ -123,9 +123,13 @@ impl Drain {
             on_stop();
             lifecycle.advance(Phase::Draining);
             tracing::info!(drain_ms = period.as_millis() as u64, "draining: /readyz answers 503, all else is served");
-            tokio::select! {
-                () = tokio::time::sleep(period) => {}
-                () = cut_short => {}
+            // No drain is no drain: not even a yield during which requests would still be
+            // taken, which whoever asked for none (a test killing an instance) relies on.
+            if !period.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(period) => {}
+                    () = cut_short => {}
+                }
             }
             lifecycle.advance(Phase::ClosingSockets);
             tracing::info!(

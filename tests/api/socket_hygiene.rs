@@ -93,8 +93,10 @@ impl SilentPeer {
 
     /// Reads until the close frame; returns its code and reason, and the ping frames seen.
     async fn close_frame(&mut self) -> (u16, String, usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
         let mut pings = 0;
         loop {
+            assert!(tokio::time::Instant::now() < deadline, "not closed within {WAIT:?} ({pings} ping frames)");
             let frame = self.next_frame().await;
             match frame.opcode {
                 0x8 => {
@@ -135,8 +137,10 @@ async fn a_client_that_only_answers_ping_frames_stays_connected() {
         client.subscribe("events", MY_EVENTS, json!({})).await;
         client.barrier().await;
         // Far more intervals than a silent client survives; only ping frames are answered.
+        let deadline = tokio::time::Instant::now() + WAIT;
         let mut pings = 0;
         while pings < 8 {
+            assert!(tokio::time::Instant::now() < deadline, "{protocol}: {pings} ping frames within {WAIT:?}");
             match client.recv_frame().await {
                 Message::Ping(_) => pings += 1,
                 Message::Text(_) | Message::Pong(_) => {}
