@@ -447,6 +447,12 @@ pub struct ProcessInstance {
 
 impl Drop for ProcessInstance {
     fn drop(&mut self) {
+        // The whole process group: `faketime` runs the server as a child of its own, which
+        // killing `faketime` alone would leave running.
+        if let Ok(group) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill only sends a signal, to the group this instance's child leads.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -471,6 +477,7 @@ pub async fn spawn_process_instance(app: &TestApp, prefix: &str, wrapper: &[&str
         .env("DONT_FAKE_MONOTONIC", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let child = command.spawn().unwrap_or_else(|err| panic!("starting {program} with the server: {err}"));
     wait_until_ready(ProcessInstance { address: format!("http://127.0.0.1:{port}"), child, _database: None }).await
 }
@@ -492,6 +499,7 @@ pub async fn spawn_server_process(extra: &[&str]) -> ProcessInstance {
         .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let child = command.spawn().unwrap_or_else(|err| panic!("starting the server: {err}"));
     let instance = ProcessInstance { address: format!("http://127.0.0.1:{port}"), child, _database: Some(database) };
     wait_until_ready(instance).await
