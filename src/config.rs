@@ -7,8 +7,12 @@
 //! | `REDIS_KEY_PREFIX` | `minifig:` | prefix of every Redis key and channel |
 //! | `ORDER_REDELIVER_SECS` | `30` | idle time after which an unfinished order goes to a factory again |
 //! | `ORDERS_STREAM_MAX_LEN` | `100000` | approximate cap on the Redis orders stream (`XADD … MAXLEN ~`) |
-//! | `WS_INIT_TIMEOUT_MS` | `10000` | time a WebSocket client has to send `connection_init` (then close 4408) |
-//! | `WS_KEEPALIVE_MS` | `15000` | interval of the server's keep-alive pings on each WebSocket |
+//! | `WS_INIT_TIMEOUT_MS` | `10000` | time a WebSocket client has to send `connection_init`, and an anonymous socket may sit with nothing running (then close 4408) |
+//! | `WS_KEEPALIVE_MS` | `15000` | interval of the server's keep-alive pings on each WebSocket; a socket silent for two intervals is closed (4408) |
+//! | `WS_MAX_SOCKETS` | `20000` | WebSockets open at once on this instance; more are refused with 503 |
+//! | `WS_MAX_SOCKETS_PER_ADDRESS` | `1000` | WebSockets open at once per client address (IPv4 address or IPv6 /64); more are refused with 429 |
+//! | `SHUTDOWN_DRAIN_MS` | `5000` | after SIGTERM, how long `/readyz` answers 503 while everything is still served |
+//! | `SHUTDOWN_CLOSE_SPREAD_MS` | `1000` | after the drain, the window over which the WebSockets are closed (1001), at random |
 //! | `EMBEDDED_FACTORY` | `true` without `REDIS_URL` | run the factory inside the server (in-process bus only) |
 //! | `FACTORY_STEP_MS` | `1000` | the embedded factory's time per production step |
 //! | `HOST` | `127.0.0.1` | address to listen on |
@@ -70,14 +74,36 @@ pub struct Settings {
     #[arg(long, global = true, env = "ORDERS_STREAM_MAX_LEN", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub orders_stream_max_len: u64,
     /// Milliseconds a WebSocket client has to send `connection_init` before the socket is
-    /// closed with 4408: a socket that never authenticates must not hold resources.
+    /// closed with 4408: a socket that never authenticates must not hold resources. An
+    /// anonymous socket (no token) gets as long again each time it has nothing running.
     #[arg(long, global = true, env = "WS_INIT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub ws_init_timeout_ms: u64,
     /// Milliseconds between the keep-alive messages the server sends on every WebSocket
-    /// (`ping`, or `ka` for the legacy protocol), so that proxies and load balancers do not
-    /// drop idle subscriptions (many close idle connections after 30-60 s).
+    /// (`ping`, or `ka` for the legacy protocol, each with a WebSocket ping frame), so that
+    /// proxies and load balancers do not drop idle subscriptions (many close idle
+    /// connections after 30-60 s). A socket that sends nothing, not even the automatic
+    /// answer to a ping frame, for two intervals is closed with 4408.
     #[arg(long, global = true, env = "WS_KEEPALIVE_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub ws_keepalive_ms: u64,
+    /// WebSockets this instance holds open at once; an upgrade past it is refused with 503
+    /// and `Retry-After`, so that a reconnect storm cannot take more memory than planned
+    /// for (about 17 KiB per idle socket, 7 KiB per subscription).
+    #[arg(long, global = true, env = "WS_MAX_SOCKETS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub ws_max_sockets: u64,
+    /// WebSockets one client address holds open at once (an IPv4 address, or an IPv6 /64;
+    /// behind a proxy, set `TRUSTED_PROXIES` or every client counts as the proxy); an
+    /// upgrade past it is refused with 429.
+    #[arg(long, global = true, env = "WS_MAX_SOCKETS_PER_ADDRESS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub ws_max_sockets_per_address: u64,
+    /// Milliseconds between SIGTERM and the closing of the WebSockets, during which
+    /// `/readyz` answers 503 (so that the load balancer stops sending clients here) while
+    /// every request and socket is still served.
+    #[arg(long, global = true, env = "SHUTDOWN_DRAIN_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub shutdown_drain_ms: u64,
+    /// Milliseconds over which the WebSockets are closed (1001, going away) after the
+    /// drain, each at a random moment, so that their clients do not all reconnect at once.
+    #[arg(long, global = true, env = "SHUTDOWN_CLOSE_SPREAD_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub shutdown_close_spread_ms: u64,
     /// Run the factory inside the server on the in-process bus (the default when there is
     /// no Redis; with Redis, factories are their own processes and this must stay off).
     #[arg(long, global = true, env = "EMBEDDED_FACTORY")]

@@ -4,7 +4,7 @@
 //!
 //! - [`config`]: settings from the environment, documented in one place.
 //! - [`startup`]: builds the [`startup::Application`] (database, migrations, accounts,
-//!   listener) and runs it.
+//!   listener) and runs it; [`shutdown`]: the signals that stop it, and the drain.
 //! - [`domain`]: pure types and rules (account inputs, carts, pricing, the order state
 //!   machine). No I/O; unit-tested exhaustively.
 //! - [`services`]: the use cases over a database connection, returning domain results.
@@ -24,6 +24,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod services;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

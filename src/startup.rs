@@ -1,9 +1,12 @@
 //! Building and running the server. `Application::build` does everything that can fail
 //! (configuration, database, migrations, accounts, binding the port) before anything is
 //! served, and binds inside `build` so that tests can ask for port 0 and read `port()`.
+//! `run_until` serves, and when told to stop drains, closes the sockets and finishes the
+//! requests in flight (see [`crate::shutdown`]).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -16,13 +19,15 @@ use crate::config::Settings;
 use crate::db;
 use crate::domain::{Password, Username};
 use crate::graphql::build_schema;
-use crate::http::{HttpState, SocketRuntime, router};
+use crate::http::lifecycle::Lifecycle;
+use crate::http::{HttpState, SocketRegistry, SocketRuntime, router};
 use crate::services::accounts;
 use crate::services::catalog::Catalog;
 use crate::services::feed_reads::FeedReads;
 use crate::services::login_throttle::LoginThrottle;
 use crate::services::passwords::PasswordHasher;
 use crate::services::tokens::TokenKeys;
+use crate::shutdown::{Drain, FINISH_LIMIT, StopSignals};
 use crate::state::AppState;
 
 pub struct Application {
@@ -31,6 +36,10 @@ pub struct Application {
     router: axum::Router,
     /// The factory to run inside the server (in-process bus only).
     embedded_factory: Option<(Arc<OrderQueue>, factory::WorkerSettings)>,
+    /// Held here as well as by the router, which goes when HTTP is done: the sockets'
+    /// runtime must outlive it until the sockets have closed.
+    sockets: Arc<SocketRuntime>,
+    drain: Drain,
 }
 
 /// The FACTORY account the embedded factory uses when none is configured; its password is
@@ -112,12 +121,21 @@ impl Application {
             )),
             _ => None,
         };
-        Ok(Application {
-            listener,
-            port,
-            router: router(HttpState { app: state, schema, sockets: Arc::new(SocketRuntime::start()?) }),
-            embedded_factory,
-        })
+        let settings = &state.settings;
+        let socket_registry = SocketRegistry::new(
+            usize::try_from(settings.ws_max_sockets).unwrap_or(usize::MAX),
+            usize::try_from(settings.ws_max_sockets_per_address).unwrap_or(usize::MAX),
+        );
+        let lifecycle = Lifecycle::default();
+        let drain = Drain {
+            lifecycle: lifecycle.clone(),
+            sockets: socket_registry.clone(),
+            period: Duration::from_millis(settings.shutdown_drain_ms),
+            close_spread: Duration::from_millis(settings.shutdown_close_spread_ms),
+        };
+        let sockets = Arc::new(SocketRuntime::start()?);
+        let http_state = HttpState { app: state, schema, sockets: sockets.clone(), socket_registry, lifecycle };
+        Ok(Application { listener, port, router: router(http_state), embedded_factory, sockets, drain })
     }
 
     /// The port actually bound (useful with `PORT=0`).
@@ -125,16 +143,27 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+    /// Serves until SIGTERM or SIGINT, then stops as [`crate::shutdown`] describes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
+        let (stop, cut_short) = StopSignals::listen()?.stop_and_cut_short();
+        self.run(stop, cut_short).await
     }
 
-    /// Serves until `shutdown` resolves; the embedded factory, if any, stops with it.
+    /// Serves until `shutdown` resolves, then drains for `SHUTDOWN_DRAIN_MS`, closes every
+    /// socket and finishes the requests in flight; the embedded factory, if any, stops at
+    /// the start of the drain.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.run(shutdown, std::future::pending()).await
+    }
+
+    async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        cut_short: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let address = self.listener.local_addr().context("reading the bound address")?;
         let (stop_factory, factory_stopped) = tokio::sync::oneshot::channel::<()>();
-        if let Some((queue, settings)) = self.embedded_factory {
+        let factory = self.embedded_factory.map(|(queue, settings)| {
             tracing::info!(step_ms = settings.step_ms, "running the factory inside the server");
             tokio::spawn(async move {
                 let source = Arc::new(QueueSource(queue));
@@ -144,23 +173,29 @@ impl Application {
                 if let Err(err) = factory::run_with_source(source, settings, stopped).await {
                     tracing::error!(error = format!("{err:#}"), "the embedded factory stopped");
                 }
-            });
-        }
+            })
+        });
         tracing::info!("listening on http://{address}/ (GraphiQL), API at /graphql");
-        let shutdown = async move {
-            shutdown.await;
+        let closing = self.drain.until_closing(shutdown, cut_short, move || {
             let _ = stop_factory.send(());
-        };
+        });
         // Small GraphQL responses and WebSocket events must not wait for Nagle's algorithm.
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, self.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server failed")
+        let serve = axum::serve(listener, self.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(closing)
+            .into_future();
+        let served = self.drain.finish(serve).await.context("server failed");
+        if let Some(factory) = factory
+            && tokio::time::timeout(FINISH_LIMIT, factory).await.is_err()
+        {
+            tracing::warn!("the embedded factory did not stop within {FINISH_LIMIT:?}");
+        }
+        drop(self.sockets);
+        served
     }
 }
 
@@ -203,10 +238,4 @@ fn loopback_address(host: &str, port: u16) -> String {
 /// other requests (measured by the load suite's `logins` scenario).
 fn hashing_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// SIGINT or SIGTERM: the same signals the factory stops on (it is embedded here too).
-async fn shutdown_signal() {
-    factory::shutdown_signal().await;
-    tracing::info!("shutting down");
 }

@@ -30,6 +30,10 @@ const SERVER_VARIABLES: &[&str] = &[
     "FACTORY_STEP_MS",
     "WS_INIT_TIMEOUT_MS",
     "WS_KEEPALIVE_MS",
+    "WS_MAX_SOCKETS",
+    "WS_MAX_SOCKETS_PER_ADDRESS",
+    "SHUTDOWN_DRAIN_MS",
+    "SHUTDOWN_CLOSE_SPREAD_MS",
     "HOST",
     "PORT",
     "JWT_SECRET",
@@ -212,7 +216,12 @@ impl Stack {
                 .env("APP_ENV", "production")
                 .env("FACTORY_USERNAME", FACTORY_USERNAME)
                 .env("FACTORY_PASSWORD", FACTORY_PASSWORD)
-                .env("EMBEDDED_FACTORY", "false");
+                .env("EMBEDDED_FACTORY", "false")
+                // The scenarios open up to 10,000 sockets (more with --sockets) from a few
+                // loopback addresses, plus the warm-up's still closing: the caps must not
+                // be what a run measures.
+                .env("WS_MAX_SOCKETS", "1000000")
+                .env("WS_MAX_SOCKETS_PER_ADDRESS", "1000000");
             if let Some(filter) = &launch.server_log {
                 command.env("RUST_LOG", filter);
             }

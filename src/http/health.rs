@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::HttpState;
+use super::lifecycle::Phase;
 use crate::bus::outbox;
 
 /// How long the database may take to answer a readiness ping.
@@ -19,9 +20,13 @@ pub async fn live() -> Json<Value> {
 }
 
 /// The process can do its work: the database answers, and Redis when configured. 503
-/// otherwise, so a load balancer sends traffic elsewhere. The body also shows the outbox's
+/// otherwise, so a load balancer sends traffic elsewhere, and from SIGTERM on (`"status":
+/// "draining"`), while everything is still served. The body also shows the outbox's
 /// backlog (rows waiting, age of the oldest).
 pub async fn ready(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
+    if state.lifecycle.phase() != Phase::Serving {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"})));
+    }
     let database = matches!(tokio::time::timeout(PING_TIMEOUT, state.app.db.ping()).await, Ok(Ok(())));
     let redis = match tokio::time::timeout(PING_TIMEOUT, state.app.bus.ping()).await {
         Ok(None) => None,

@@ -5,6 +5,7 @@ mod body_limit;
 mod client_address;
 mod graphql;
 mod health;
+pub mod lifecycle;
 mod rest;
 mod ws;
 
@@ -24,8 +25,9 @@ use tracing::Span;
 
 pub use auth::caller_from_headers;
 pub use client_address::{TrustedProxies, parse_trusted_proxy};
-pub use ws::SocketRuntime;
+pub use ws::{SocketRegistry, SocketRuntime};
 
+use self::lifecycle::Lifecycle;
 use crate::graphql::Engine;
 use crate::state::AppState;
 
@@ -40,6 +42,10 @@ pub struct HttpState {
     pub schema: Engine,
     /// Where upgraded WebSockets run (see [`ws::SocketRuntime`]).
     pub sockets: Arc<SocketRuntime>,
+    /// The open WebSockets, counted against their caps.
+    pub socket_registry: Arc<SocketRegistry>,
+    /// Serving, draining or stopping: what `/readyz` says and when sockets close.
+    pub lifecycle: Lifecycle,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

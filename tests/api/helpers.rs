@@ -146,6 +146,10 @@ async fn start_server(database_url: String, database: TestDatabase, extra: &[&st
     if !extra.contains(&"--embedded-factory") {
         args.extend_from_slice(&["--embedded-factory", "false"]);
     }
+    // A stopped test server is gone at once, as a killed instance would be.
+    if !extra.contains(&"--shutdown-drain-ms") {
+        args.extend_from_slice(&["--shutdown-drain-ms", "0"]);
+    }
     args.extend_from_slice(extra);
     #[derive(Parser)]
     struct Cli {
@@ -444,10 +448,18 @@ pub async fn spawn_second_instance(app: &TestApp, prefix: &str) -> TestApp {
 pub struct ProcessInstance {
     pub address: String,
     child: std::process::Child,
+    /// The database of a server started on its own ([`spawn_server_process`]).
+    _database: Option<TestDatabase>,
 }
 
 impl Drop for ProcessInstance {
     fn drop(&mut self) {
+        // The whole process group: `faketime` runs the server as a child of its own, which
+        // killing `faketime` alone would leave running.
+        if let Ok(group) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill only sends a signal, to the group this instance's child leads.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -472,8 +484,35 @@ pub async fn spawn_process_instance(app: &TestApp, prefix: &str, wrapper: &[&str
         .env("DONT_FAKE_MONOTONIC", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let child = command.spawn().unwrap_or_else(|err| panic!("starting {program} with the server: {err}"));
-    let instance = ProcessInstance { address: format!("http://127.0.0.1:{port}"), child };
+    wait_until_ready(ProcessInstance { address: format!("http://127.0.0.1:{port}"), child, _database: None }).await
+}
+
+/// The real server binary as a process of its own on a database of its own, with the
+/// in-process bus (and so the embedded factory, unless `extra` turns it off). Killed when
+/// dropped.
+pub async fn spawn_server_process(extra: &[&str]) -> ProcessInstance {
+    let (database_url, database) = create_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_minifig"));
+    for variable in ["JWT_SECRET", "APP_ENV", "FACTORY_USERNAME", "FACTORY_PASSWORD", "PORT", "HOST", "RUST_LOG"] {
+        command.env_remove(variable);
+    }
+    command
+        .args(["--database-url", &database_url, "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--jwt-secret", JWT_SECRET, "--factory-username", FACTORY_USERNAME])
+        .args(["--factory-password", FACTORY_PASSWORD])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command.spawn().unwrap_or_else(|err| panic!("starting the server: {err}"));
+    let instance = ProcessInstance { address: format!("http://127.0.0.1:{port}"), child, _database: Some(database) };
+    wait_until_ready(instance).await
+}
+
+async fn wait_until_ready(instance: ProcessInstance) -> ProcessInstance {
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if client.get(format!("{}/readyz", instance.address)).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -485,6 +524,26 @@ pub async fn spawn_process_instance(app: &TestApp, prefix: &str, wrapper: &[&str
 }
 
 impl ProcessInstance {
+    /// Sends SIGTERM, as an orchestrator stopping the instance does.
+    pub fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill only sends a signal, to the child this instance owns.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM sent");
+    }
+
+    /// Waits for the process to exit (at most `limit`) and returns how it did.
+    pub async fn exit_status(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child's status") {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the server process did not exit within {limit:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// POSTs a GraphQL request to this instance and returns the JSON body.
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut request = reqwest::Client::new()

@@ -18,6 +18,8 @@ mod redis_half_open;
 mod rest;
 mod scale_out;
 mod schema;
+mod shutdown;
+mod socket_hygiene;
 mod statements;
 mod status;
 mod subscriptions;

@@ -53,22 +53,47 @@ impl WsClient {
         protocols: Option<&str>,
         authorization: Option<&str>,
     ) -> Result<Self, tungstenite::Error> {
-        let url = format!("{}/graphql", app.address.replacen("http://", "ws://", 1));
-        let mut request = url.into_client_request()?;
-        if let Some(protocols) = protocols {
-            request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocols).unwrap());
-        }
-        if let Some(authorization) = authorization {
-            request.headers_mut().insert("Authorization", HeaderValue::from_str(authorization).unwrap());
-        }
+        Self::connect_to(&app.address, protocols, authorization).await
+    }
+
+    /// [`WsClient::connect_with`] to the server at `address` (`http://host:port`).
+    pub async fn connect_to(
+        address: &str,
+        protocols: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Self, tungstenite::Error> {
+        let request = upgrade_request(address, protocols, authorization);
         let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self::upgraded(socket, &response))
+    }
+
+    /// Opens a socket offering `protocol` from the local address `source` (any of
+    /// 127.0.0.0/8), so that the server sees another client address.
+    pub async fn connect_from(
+        app: &TestApp,
+        source: std::net::IpAddr,
+        protocol: &str,
+    ) -> Result<Self, tungstenite::Error> {
+        let request = upgrade_request(&app.address, Some(protocol), None);
+        let server = app.address.trim_start_matches("http://").parse::<std::net::SocketAddr>().expect("host:port");
+        let tcp = tokio::net::TcpSocket::new_v4()?;
+        tcp.bind(std::net::SocketAddr::new(source, 0))?;
+        let stream = tcp.connect(server).await?;
+        let (socket, response) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+        Ok(Self::upgraded(socket, &response))
+    }
+
+    fn upgraded(
+        socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        response: &tungstenite::handshake::client::Response,
+    ) -> Self {
         let chosen = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
         let protocol = match chosen {
             Some(LEGACY) => LEGACY,
             Some(TRANSPORT) | None => TRANSPORT,
             Some(other) => panic!("the server chose an unknown subprotocol {other}"),
         };
-        Ok(WsClient { socket, protocol, barriers: 0 })
+        WsClient { socket, protocol, barriers: 0 }
     }
 
     pub fn is_legacy(&self) -> bool {
@@ -81,6 +106,16 @@ impl WsClient {
 
     pub async fn send_raw(&mut self, message: Message) {
         self.socket.send(message).await.expect("the message is sent");
+    }
+
+    /// The next frame of any kind, ping frames included, answering nothing itself (but
+    /// tungstenite answers a ping frame, as every WebSocket library does, on the next read).
+    pub async fn recv_frame(&mut self) -> Message {
+        tokio::time::timeout(WAIT, self.socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("nothing from the server within {WAIT:?}"))
+            .expect("the socket is open")
+            .expect("a frame")
     }
 
     /// The next message, keep-alives included.
@@ -198,6 +233,23 @@ impl WsClient {
         let message = self.recv().await;
         assert_eq!(message, json!({"type": "complete", "id": id}), "expected {id} to complete");
     }
+}
+
+/// The upgrade request for `/graphql` at `address`.
+fn upgrade_request(
+    address: &str,
+    protocols: Option<&str>,
+    authorization: Option<&str>,
+) -> tungstenite::handshake::client::Request {
+    let url = format!("{}/graphql", address.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().expect("a WebSocket URL");
+    if let Some(protocols) = protocols {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocols).unwrap());
+    }
+    if let Some(authorization) = authorization {
+        request.headers_mut().insert("Authorization", HeaderValue::from_str(authorization).unwrap());
+    }
+    request
 }
 
 pub fn init_message(payload: Value) -> Value {

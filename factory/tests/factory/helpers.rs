@@ -55,6 +55,9 @@ pub async fn spawn_app(redis: &TestRedis) -> TestApp {
         FACTORY_USERNAME.into(),
         "--factory-password".into(),
         FACTORY_PASSWORD.into(),
+        // A stopped API goes away at once, as the tests expect of it.
+        "--shutdown-drain-ms".into(),
+        "0".into(),
     ];
     let mut with_redis = base.clone();
     with_redis.extend(["--redis-url".into(), redis_url(), "--redis-key-prefix".into(), redis.prefix.clone()]);

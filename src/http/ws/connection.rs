@@ -2,7 +2,8 @@
 //! subprotocols, its operations, its timers.
 //!
 //! Everything a socket does runs in the one task axum spawned for it: client messages,
-//! results of its operations, the init deadline or token expiry, keep-alives. Operations
+//! results of its operations, its deadline (init, anonymous idleness, token expiry, the
+//! instance's shutdown), keep-alives and the liveness check. Operations
 //! are polled in place (a [`SelectAll`] of their result streams) rather than each in a
 //! task of its own, so an idle subscription is a parked stream and nothing else, and a
 //! socket that cannot send (its client is slow) stops pulling results instead of queueing
@@ -15,19 +16,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Request, Response, ServerError};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, AbortHandle, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
+use rand::Rng;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 use tracing::Instrument;
 
+use super::close::{Fatal, close, close_for};
 use super::credentials::Credential;
+use super::liveness::Liveness;
 use super::protocol::{ClientMessage, Malformed, Protocol, ServerMessage};
+use super::registry::Admission;
 use super::{CLOSE_GRACE, MAX_OPERATIONS_PER_SOCKET, MAX_OUTGOING_MESSAGE_BYTES, SEND_TIMEOUT};
 use crate::auth::{Caller, ClientAddress};
 use crate::graphql::Engine;
-use crate::services::tokens::{TokenError, TokenKeys};
+use crate::http::lifecycle::PhaseWatch;
+use crate::services::tokens::TokenKeys;
 
 /// What a socket starts with, taken from the upgrade request and the settings.
 pub struct Setup {
@@ -39,15 +46,21 @@ pub struct Setup {
     pub header: Credential,
     /// Who is on the other end, for the operations' context (the login throttle).
     pub client: ClientAddress,
+    /// Also how long an anonymous socket may have nothing running.
     pub init_timeout: Duration,
     pub keepalive: Duration,
+    /// Tells when the instance closes its sockets.
+    pub phase: PhaseWatch,
+    /// The window within which this socket closes, at random, once told to.
+    pub close_spread: Duration,
 }
 
-/// Serves one upgraded socket until it ends.
-pub async fn serve(mut socket: WebSocket, setup: Setup) {
+/// Serves one upgraded socket until it ends; its place in the registry goes with it.
+pub async fn serve(mut socket: WebSocket, setup: Setup, admission: Admission) {
     let protocol = setup.protocol;
     let span = tracing::debug_span!("websocket", protocol = protocol.name());
     async move {
+        let _admission = admission;
         let mut connection = Connection::new(setup);
         let end = connection.run(&mut socket).await;
         // Operations end with the socket, whatever the close handshake does.
@@ -61,14 +74,7 @@ pub async fn serve(mut socket: WebSocket, setup: Setup) {
             }
             End::TooSlow => tracing::info!("closed a WebSocket whose client does not read what it is sent"),
             End::Terminated => close(&mut socket, 1000, "Normal Closure", None).await,
-            End::Fatal(fatal) => {
-                let reason = fatal.reason();
-                tracing::debug!(code = fatal.code(), %reason, "closing the socket");
-                // A legacy client is told why in a `connection_error` first.
-                let tell = (protocol == Protocol::LegacyWs && fatal.is_graphql_level())
-                    .then(|| ServerMessage::ConnectionError { message: &reason }.render(protocol));
-                close(&mut socket, fatal.code(), &reason, tell).await;
-            }
+            End::Fatal(fatal) => close_for(&mut socket, protocol, &fatal).await,
         }
     }
     .instrument(span)
@@ -91,75 +97,28 @@ enum End {
     Fatal(Fatal),
 }
 
-/// The reasons the server closes a socket, each with its close code. The 44xx codes are
-/// graphql-transport-ws's; the legacy protocol has none of its own, so it gets the same
-/// codes, after a `connection_error` message that its clients understand.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Fatal {
-    /// 4400: a message the subprotocol does not define, or not well-formed.
-    Malformed(String),
-    /// 4401: an operation before `connection_init`.
-    Unauthorized,
-    /// 4403: the token at `connection_init` is bad.
-    Forbidden(TokenError),
-    /// 4403: the socket's token has expired; the client logs in again, reconnects and
-    /// resumes with `afterVersion`.
-    TokenExpired,
-    /// 4408: no `connection_init` in time.
-    InitTimeout,
-    /// 4409: an operation id that is already running.
-    DuplicateId(String),
-    /// 4429: a second `connection_init`.
-    TooManyInits,
-    /// 1009: a message over the size limit.
-    MessageTooBig,
-    /// 1002: broken WebSocket framing (unmasked frames, bad UTF-8 in a text frame, …).
-    FramingError,
-}
-
-impl Fatal {
-    fn code(&self) -> u16 {
-        match self {
-            Fatal::Malformed(_) => 4400,
-            Fatal::Unauthorized => 4401,
-            Fatal::Forbidden(_) | Fatal::TokenExpired => 4403,
-            Fatal::InitTimeout => 4408,
-            Fatal::DuplicateId(_) => 4409,
-            Fatal::TooManyInits => 4429,
-            Fatal::MessageTooBig => 1009,
-            Fatal::FramingError => 1002,
-        }
-    }
-
-    fn reason(&self) -> String {
-        match self {
-            Fatal::Malformed(why) => why.clone(),
-            Fatal::Unauthorized => "Unauthorized".into(),
-            Fatal::Forbidden(TokenError::Expired) => "Forbidden: token expired".into(),
-            Fatal::Forbidden(TokenError::Invalid) => "Forbidden: token invalid".into(),
-            Fatal::TokenExpired => "Token expired".into(),
-            Fatal::InitTimeout => "Connection initialisation timeout".into(),
-            Fatal::DuplicateId(id) => format!("Subscriber for {id} already exists"),
-            Fatal::TooManyInits => "Too many initialisation requests".into(),
-            Fatal::MessageTooBig => "Message too big".into(),
-            Fatal::FramingError => "WebSocket protocol error".into(),
-        }
-    }
-
-    /// Whether this is about GraphQL (and so worth a legacy `connection_error`) rather
-    /// than about WebSocket framing.
-    fn is_graphql_level(&self) -> bool {
-        !matches!(self, Fatal::MessageTooBig | Fatal::FramingError)
-    }
-}
-
 /// What the deadline timer means at the moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Deadline {
     /// `connection_init` must arrive before it.
     Init,
+    /// An anonymous socket with nothing running is closed then.
+    AnonymousIdle,
     /// The token expires then.
     TokenExpiry,
+    /// The instance is stopping: this socket's moment to close.
+    GoingAway,
+}
+
+impl Deadline {
+    fn fatal(self) -> Fatal {
+        match self {
+            Deadline::Init => Fatal::InitTimeout,
+            Deadline::AnonymousIdle => Fatal::AnonymousIdle,
+            Deadline::TokenExpiry => Fatal::TokenExpired,
+            Deadline::GoingAway => Fatal::GoingAway,
+        }
+    }
 }
 
 /// One running operation.
@@ -186,10 +145,16 @@ struct Connection {
     operations: HashMap<String, Running>,
     results: SelectAll<BoxStream<'static, Item>>,
     next_generation: u64,
-    /// The init deadline, then the token's expiry (one timer per socket).
+    /// One timer per socket for whichever [`Deadline`] is next.
     deadline: Pin<Box<Sleep>>,
     deadline_means: Option<Deadline>,
+    init_timeout: Duration,
     keepalive: Interval,
+    liveness: Liveness,
+    phase: PhaseWatch,
+    close_spread: Duration,
+    /// Whether the socket knows that the instance is stopping (its deadline says when).
+    going_away: bool,
 }
 
 impl Connection {
@@ -207,12 +172,17 @@ impl Connection {
             next_generation: 0,
             deadline: Box::pin(tokio::time::sleep(setup.init_timeout)),
             deadline_means: Some(Deadline::Init),
+            init_timeout: setup.init_timeout,
             keepalive,
+            liveness: Liveness::at_init(),
+            phase: setup.phase,
+            close_spread: setup.close_spread,
+            going_away: false,
         }
     }
 
     /// Serves the socket until it ends. The order of the branches is deliberate: the
-    /// deadline (init timeout, token expiry) is never postponed, and results go before
+    /// deadline (init timeout, token expiry, …) is never postponed, and results go before
     /// new client messages, so that a new operation is polled before anything the client
     /// sent after it is handled. An operation that registers with the event hub without
     /// waiting on the database (`myOrderEvents`) is therefore live once the client has the
@@ -222,23 +192,67 @@ impl Connection {
             let acknowledged = self.pending.is_none();
             let step = tokio::select! {
                 biased;
-                () = &mut self.deadline, if self.deadline_means.is_some() => Err(End::Fatal(
-                    match self.deadline_means {
-                        Some(Deadline::TokenExpiry) => Fatal::TokenExpired,
-                        _ => Fatal::InitTimeout,
-                    },
-                )),
+                () = &mut self.deadline, if self.deadline_means.is_some() => {
+                    Err(End::Fatal(self.deadline_means.map_or(Fatal::InitTimeout, Deadline::fatal)))
+                }
+                () = self.phase.closing(), if !self.going_away => {
+                    self.go_away();
+                    Ok(())
+                }
                 Some((id, generation, result)) = self.results.next() => {
                     self.on_result(socket, id, generation, result).await
                 }
-                message = socket.recv() => self.on_client(socket, message).await,
-                _ = self.keepalive.tick(), if acknowledged => {
-                    send(socket, self.protocol, ServerMessage::KeepAlive).await
+                message = socket.recv() => {
+                    self.liveness.heard();
+                    self.on_client(socket, message).await
                 }
+                _ = self.keepalive.tick(), if acknowledged => self.keep_alive(socket).await,
             };
+            self.watch_idleness();
             if let Err(end) = step {
                 return end;
             }
+        }
+    }
+
+    /// Closes a silent socket; otherwise pings it twice over: the subprotocol's keep-alive
+    /// for the client's own watch, a WebSocket ping frame for the liveness check.
+    async fn keep_alive(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+        if self.liveness.silent_too_long() {
+            return Err(End::Fatal(Fatal::KeepAliveTimeout));
+        }
+        send_frame(socket, Message::Ping(Bytes::new())).await?;
+        send(socket, self.protocol, ServerMessage::KeepAlive).await
+    }
+
+    /// Picks this socket's moment to close within the spread, so that the instance's
+    /// clients reconnect over the whole window rather than all at once. A token expiring
+    /// sooner still closes the socket first, with its own code.
+    fn go_away(&mut self) {
+        self.going_away = true;
+        let spread_ms = u64::try_from(self.close_spread.as_millis()).unwrap_or(u64::MAX);
+        let at = Instant::now() + Duration::from_millis(rand::thread_rng().gen_range(0..=spread_ms));
+        let expires_sooner = self.deadline_means == Some(Deadline::TokenExpiry) && self.deadline.deadline() <= at;
+        if !expires_sooner {
+            self.deadline.as_mut().reset(at);
+            self.deadline_means = Some(Deadline::GoingAway);
+        }
+    }
+
+    /// An anonymous socket may stay while it runs something, and for the init timeout after
+    /// its last operation ends: all it can do is public queries and mutations, each over
+    /// at once, and a client that means to subscribe must come with a token anyway.
+    fn watch_idleness(&mut self) {
+        if self.pending.is_some() || self.caller != Caller::Anonymous {
+            return;
+        }
+        match (self.deadline_means, self.operations.is_empty()) {
+            (None, true) => {
+                self.deadline.as_mut().reset(Instant::now() + self.init_timeout);
+                self.deadline_means = Some(Deadline::AnonymousIdle);
+            }
+            (Some(Deadline::AnonymousIdle), false) => self.deadline_means = None,
+            _ => {}
         }
     }
 
@@ -313,14 +327,18 @@ impl Connection {
         }
     }
 
-    /// Closes the socket when the token expires, whatever the client is doing.
+    /// Closes the socket when the token expires, whatever the client is doing (or when the
+    /// instance closes it, if that comes first).
     fn arm_expiry(&mut self, expires_at: Option<DateTime<Utc>>) {
         match expires_at {
             Some(at) => {
-                let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                self.deadline.as_mut().reset(Instant::now() + left);
-                self.deadline_means = Some(Deadline::TokenExpiry);
+                let at = Instant::now() + (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                if !(self.going_away && self.deadline.deadline() <= at) {
+                    self.deadline.as_mut().reset(at);
+                    self.deadline_means = Some(Deadline::TokenExpiry);
+                }
             }
+            None if self.going_away => {}
             None => self.deadline_means = None,
         }
     }
@@ -396,7 +414,11 @@ async fn send(socket: &mut WebSocket, protocol: Protocol, message: ServerMessage
 /// ever buffered in user space. A client that reads nothing for [`SEND_TIMEOUT`] is
 /// dropped rather than buffered for.
 async fn send_text(socket: &mut WebSocket, text: String) -> Result<(), End> {
-    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+    send_frame(socket, Message::Text(text.into())).await
+}
+
+async fn send_frame(socket: &mut WebSocket, message: Message) -> Result<(), End> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Left),
         Err(_) => Err(End::TooSlow),
@@ -420,57 +442,5 @@ fn read_error(err: &axum::Error) -> End {
         End::Fatal(Fatal::FramingError)
     } else {
         End::Left
-    }
-}
-
-/// Sends `first` if any, then closes with `code`, then waits briefly for the client's close
-/// frame: dropping the connection at once could reset it before the client has read ours.
-async fn close(socket: &mut WebSocket, code: u16, reason: &str, first: Option<String>) {
-    if let Some(message) = first
-        && !matches!(tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Text(message.into()))).await, Ok(Ok(())))
-    {
-        return;
-    }
-    let frame = CloseFrame { code, reason: close_reason(reason).into() };
-    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await {
-        let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = socket.recv().await {} }).await;
-    }
-}
-
-/// A close frame's reason is at most 123 bytes (RFC 6455 section 5.5: 125 with the code).
-fn close_reason(reason: &str) -> &str {
-    const MAX: usize = 123;
-    if reason.len() <= MAX {
-        return reason;
-    }
-    let mut end = MAX;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_codes_follow_graphql_transport_ws() {
-        assert_eq!(Fatal::Malformed("x".into()).code(), 4400);
-        assert_eq!(Fatal::Unauthorized.code(), 4401);
-        assert_eq!(Fatal::Forbidden(TokenError::Invalid).code(), 4403);
-        assert_eq!(Fatal::TokenExpired.code(), 4403);
-        assert_eq!(Fatal::InitTimeout.code(), 4408);
-        assert_eq!(Fatal::DuplicateId("a".into()).reason(), "Subscriber for a already exists");
-        assert_eq!(Fatal::DuplicateId("a".into()).code(), 4409);
-        assert_eq!(Fatal::TooManyInits.code(), 4429);
-    }
-
-    #[test]
-    fn close_reasons_fit_a_close_frame() {
-        assert_eq!(close_reason("short"), "short");
-        let long = "é".repeat(100);
-        let cut = close_reason(&long);
-        assert!(cut.len() <= 123 && long.starts_with(cut) && cut.len() >= 121);
     }
 }

@@ -19,7 +19,19 @@
 //! - [`protocol`]: the messages of both subprotocols, parsed strictly and rendered.
 //! - [`credentials`]: the token from the `connection_init` payload or the upgrade header.
 //! - [`connection`]: one socket's state machine, operations and timers.
+//! - [`liveness`]: whether the client still answers (WebSocket pings, two intervals).
+//! - [`close`]: the close codes, their reasons, the closing handshake.
+//! - [`registry`]: how many sockets are open, in total and per client address, and the caps.
 //! - [`runtime`]: the runtime sockets run on, apart from HTTP requests.
+//!
+//! # What ends a socket
+//!
+//! Every socket ends by itself if its client does not use it: no `connection_init` within
+//! `WS_INIT_TIMEOUT_MS` (4408); anonymous with nothing running for as long again (4408:
+//! every subscription needs a token, so it has nothing to wait for); nothing at all
+//! received for two `WS_KEEPALIVE_MS` intervals, not even the automatic answer to a ping
+//! frame (4408); its token expiring (4403). After SIGTERM and the drain every socket is
+//! closed with 1001 (see [`crate::http::lifecycle`]). [`close`] has the whole table.
 //!
 //! # What a socket costs, and the limits
 //!
@@ -37,11 +49,15 @@
 //! take about 240 MB. The same load with axum's defaults took about 150 KiB per socket
 //! (debug build, 3,000 sockets, where these settings took 26 KiB): 1.5 GB for 10,000.
 
+mod close;
 mod connection;
 mod credentials;
+mod liveness;
 mod protocol;
+mod registry;
 mod runtime;
 
+pub use registry::SocketRegistry;
 pub use runtime::SocketRuntime;
 
 use std::time::Duration;
@@ -126,6 +142,13 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
             "unsupported WebSocket subprotocol: offer graphql-transport-ws or graphql-ws in Sec-WebSocket-Protocol",
         );
     };
+    let admission = match state.socket_registry.admit(client) {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            tracing::debug!(?refusal, client = %client.0, "refused a WebSocket upgrade");
+            return refusal.into_response();
+        }
+    };
     let settings = &state.app.settings;
     let setup = Setup {
         protocol,
@@ -135,6 +158,8 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         client,
         init_timeout: Duration::from_millis(settings.ws_init_timeout_ms),
         keepalive: Duration::from_millis(settings.ws_keepalive_ms),
+        phase: state.lifecycle.watch(),
+        close_spread: Duration::from_millis(settings.shutdown_close_spread_ms),
     };
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -142,7 +167,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| async move { state.sockets.spawn(connection::serve(socket, setup)) })
+        .on_upgrade(move |socket| async move { state.sockets.spawn(connection::serve(socket, setup, admission)) })
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
