@@ -5,10 +5,7 @@ use crate::helpers::{PrivateRedis, RunningFactory, TestRedis, spawn_app};
 #[tokio::test]
 async fn the_factory_survives_redis_restarting_empty_in_the_middle_of_an_order() {
     // Arrange: a factory on a Redis of the test's own, in the middle of an order.
-    let Some(mut private) = PrivateRedis::start().await else {
-        eprintln!("redis-server is not installed; skipping");
-        return;
-    };
+    let mut private = PrivateRedis::start().await;
     let shared = TestRedis::new().await;
     let app = spawn_app(&shared).await;
     let redis = TestRedis::at(&private.url()).await;
@@ -46,10 +43,7 @@ async fn reconnect(url: &str) -> fred::prelude::Client {
 async fn an_acknowledgement_redis_refuses_for_a_moment_is_not_left_held_forever() {
     // Arrange: a factory on a Redis of the test's own that refuses XACK for now. It takes
     // over entries idle for 300 ms, its own included once it no longer holds them.
-    let Some(private) = PrivateRedis::start().await else {
-        eprintln!("redis-server is not installed; skipping");
-        return;
-    };
+    let private = PrivateRedis::start().await;
     let shared = TestRedis::new().await;
     let app = spawn_app(&shared).await;
     let redis = TestRedis::at(&private.url()).await;
