@@ -79,6 +79,15 @@ impl AppError {
         move |cause| AppError::Internal(cause.context(context))
     }
 
+    /// For start-up and the command line, where nobody is a client: an internal error
+    /// keeps its whole cause chain (the database's own words), any other says what it says.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            AppError::Internal(cause) => cause,
+            other => anyhow::anyhow!(other.message()),
+        }
+    }
+
     /// Logs an internal error's cause chain; other errors are the client's, not ours.
     pub fn log_if_internal(&self) {
         if let AppError::Internal(cause) = self {
@@ -102,5 +111,19 @@ impl From<TransitionError> for AppError {
             }
             TransitionError::NoteRequired => AppError::bad_input_message("note", err.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_request_an_internal_error_keeps_its_cause() {
+        let cause = anyhow::anyhow!("connection refused").context("database error");
+        let err = AppError::Internal(cause).into_anyhow().context("creating the factory account");
+        assert_eq!(format!("{err:#}"), "creating the factory account: database error: connection refused");
+        let conflict = AppError::Conflict { field: None, message: "this username is already taken".into() };
+        assert_eq!(conflict.into_anyhow().to_string(), "this username is already taken");
     }
 }

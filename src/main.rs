@@ -131,7 +131,7 @@ async fn create_admin(settings: &Settings, username: &str, email: &str, address:
     let hasher = PasswordHasher::new(1)?;
     let admin = accounts::register(&db, &hasher, account, Role::Admin)
         .await
-        .map_err(|err| anyhow::anyhow!("could not create the admin: {}", err.message()))?;
+        .map_err(|err| err.into_anyhow().context("could not create the admin"))?;
     tracing::info!(id = %admin.id, username = admin.username, "ADMIN account created");
     Ok(())
 }

@@ -192,7 +192,7 @@ pub async fn ensure_factory_account(
             let address = Address::parse("MiniFigurine factory").map_err(|_| anyhow::anyhow!("factory address"))?;
             register(db, hasher, NewAccount { username, email, password, address }, Role::Factory)
                 .await
-                .map_err(|err| anyhow::anyhow!("creating the factory account: {}", err.message()))?;
+                .map_err(|err| err.into_anyhow().context("creating the factory account"))?;
             tracing::info!("created the FACTORY account");
         }
         Some(user) if user.role != Role::Factory.as_str() => {
@@ -206,9 +206,12 @@ pub async fn ensure_factory_account(
             let current = hasher
                 .verify(password.expose(), Some(&user.password_hash))
                 .await
-                .map_err(|err| anyhow::anyhow!("{}", err.message()))?;
+                .map_err(|err| err.into_anyhow().context("checking the factory account's password"))?;
             if !current {
-                let hash = hasher.hash(password.expose()).await.map_err(|err| anyhow::anyhow!("{}", err.message()))?;
+                let hash = hasher
+                    .hash(password.expose())
+                    .await
+                    .map_err(|err| err.into_anyhow().context("hashing the factory account's password"))?;
                 let mut model: user::ActiveModel = user.into();
                 model.password_hash = Set(hash);
                 model.update(db).await.context("updating the factory account's password")?;
