@@ -247,7 +247,7 @@ impl Relay {
     async fn relay_handed_over(&self, batch: &[Written]) -> anyhow::Result<()> {
         let messages: Vec<&OutboxMessage> = batch.iter().map(|w| &w.message).collect();
         let outcomes = self.bus.publish(&messages).await;
-        settle(&self.db, batch.iter().map(|w| w.id), outcomes).await
+        settle(&self.db, batch.iter().map(|w| w.id), outcomes).await.outcome
     }
 
     /// Publishes the rows of the table older than `age` (all of them: `None`), oldest
@@ -267,7 +267,7 @@ impl Relay {
             };
             let Some(batch) = batch else { break };
             after = batch.last_id;
-            match batch.outcome {
+            match batch.settled.outcome {
                 Ok(()) => sent_any = true,
                 Err(err) => {
                     refused.get_or_insert(err);
@@ -303,7 +303,9 @@ impl Relay {
             .await?;
         rows.sort_unstable_by_key(|row| row.id);
         let drained = self.publish_rows(&self.db, &rows).await?;
-        if let Some(unsent) = drained.as_ref().map(|drained| &drained.unsent).filter(|unsent| !unsent.is_empty()) {
+        if let Some(unsent) =
+            drained.as_ref().map(|drained| &drained.settled.unsent).filter(|unsent| !unsent.is_empty())
+        {
             // Refused, or Redis is down: free for the next attempt of any relay at once,
             // not only once the claim lapses.
             outbox::Entity::update_many()
@@ -336,10 +338,8 @@ impl Relay {
         }
         let messages: Vec<&OutboxMessage> = readable.iter().map(|(_, message)| message).collect();
         let outcomes = self.bus.publish(&messages).await;
-        let unsent = readable.iter().zip(&outcomes).filter(|(_, outcome)| outcome.is_err()).map(|((id, _), _)| *id);
-        let unsent = unsent.collect();
-        let outcome = settle(db, readable.iter().map(|(id, _)| *id), outcomes).await;
-        Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, outcome, unsent }))
+        let settled = settle(db, readable.iter().map(|(id, _)| *id), outcomes).await;
+        Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, settled }))
     }
 }
 
@@ -348,7 +348,12 @@ struct Drained {
     last_id: i64,
     /// A whole batch: there may be more rows after it.
     full: bool,
-    /// An error when no message of the batch went out.
+    settled: Settled,
+}
+
+/// What became of a batch's rows.
+struct Settled {
+    /// An error when no message went out (or the rows of those that did stay undeleted).
     outcome: anyhow::Result<()>,
     /// The rows whose message did not go out.
     unsent: Vec<i64>,
@@ -361,29 +366,33 @@ async fn settle(
     db: &impl ConnectionTrait,
     ids: impl Iterator<Item = i64>,
     outcomes: Vec<anyhow::Result<()>>,
-) -> anyhow::Result<()> {
+) -> Settled {
     let mut sent = Vec::with_capacity(outcomes.len());
-    let mut refused = 0;
+    let mut unsent = Vec::new();
     let mut first_error = None;
     for (id, outcome) in ids.zip(outcomes) {
         match outcome {
             Ok(()) => sent.push(id),
             Err(err) => {
-                refused += 1;
+                unsent.push(id);
                 first_error.get_or_insert(err);
             }
         }
     }
-    if !sent.is_empty() {
-        delete(db, sent.iter().copied()).await?;
-    }
+    let deleted = if sent.is_empty() { Ok(()) } else { delete(db, sent.iter().copied()).await };
+    let outcome = deleted.map_err(anyhow::Error::from).and_then(|()| judge(first_error, sent.len(), unsent.len()));
+    Settled { outcome, unsent }
+}
+
+/// An error when nothing went out; a warning when only some did.
+fn judge(first_error: Option<anyhow::Error>, sent: usize, refused: usize) -> anyhow::Result<()> {
     match first_error {
         None => Ok(()),
-        Some(err) if sent.is_empty() => Err(err.context(format!("none of {refused} messages went out"))),
+        Some(err) if sent == 0 => Err(err.context(format!("none of {refused} messages went out"))),
         Some(err) => {
             tracing::warn!(
                 refused,
-                sent = sent.len(),
+                sent,
                 error = format!("{err:#}"),
                 "Redis refused some messages; they are retried from the table"
             );
