@@ -83,7 +83,7 @@ struct RedisCounts {
 /// One attempt, counted until it is settled.
 #[must_use = "settle the reservation with the attempt's outcome"]
 pub struct Reservation {
-    login: String,
+    subject: String,
     address: IpAddr,
     /// Where it was counted: in Redis, or (no Redis, or Redis unreachable) here.
     in_redis: bool,
@@ -111,36 +111,36 @@ impl LoginThrottle {
         LoginThrottle { shared: Some(RedisCounts { client, prefix: prefix.to_owned() }), local: LocalCounts::default() }
     }
 
-    /// Reserves an attempt on `login` (an account's id, or the unknown name tried) from
+    /// Reserves an attempt on `subject` (an account's id, or the unknown name tried) from
     /// `address`, or `Err(seconds)` to wait.
-    pub async fn reserve(&self, login: &str, address: IpAddr) -> Result<Reservation, u64> {
-        let login = login.to_owned();
+    pub async fn reserve(&self, subject: &str, address: IpAddr) -> Result<Reservation, u64> {
+        let subject = subject.to_owned();
         if let Some(redis) = &self.shared {
-            match redis.reserve(&login, address).await {
-                Ok(0) => return Ok(Reservation { login, address, in_redis: true }),
+            match redis.reserve(&subject, address).await {
+                Ok(0) => return Ok(Reservation { subject, address, in_redis: true }),
                 Ok(wait) => return Err(wait),
                 Err(err) => {
                     tracing::warn!(error = %err, "login throttle: Redis unreachable, counting in this instance");
                 }
             }
         }
-        self.local.reserve(&login, address, Instant::now())?;
-        Ok(Reservation { login, address, in_redis: false })
+        self.local.reserve(&subject, address, Instant::now())?;
+        Ok(Reservation { subject, address, in_redis: false })
     }
 
     pub async fn settle(&self, reservation: Reservation, outcome: Outcome) {
         if outcome == Outcome::Failure {
             return;
         }
-        let Reservation { login, address, in_redis } = reservation;
+        let Reservation { subject, address, in_redis } = reservation;
         match &self.shared {
             Some(redis) if in_redis => {
-                if let Err(err) = redis.settle(&login, address, outcome).await {
+                if let Err(err) = redis.settle(&subject, address, outcome).await {
                     // The attempt then stays counted until the window ends: the safe side.
                     tracing::warn!(error = %err, "login throttle: could not settle an attempt in Redis");
                 }
             }
-            _ => self.local.settle(&login, address, outcome),
+            _ => self.local.settle(&subject, address, outcome),
         }
     }
 }
@@ -148,21 +148,21 @@ impl LoginThrottle {
 impl RedisCounts {
     /// Both keys share a hash tag (the address), so that they live on one node of a cluster,
     /// as a script's keys must.
-    fn keys(&self, login: &str, address: IpAddr) -> Vec<String> {
+    fn keys(&self, subject: &str, address: IpAddr) -> Vec<String> {
         let prefix = &self.prefix;
-        vec![format!("{prefix}login-failures:{{{address}}}:{login}"), format!("{prefix}login-failures:{{{address}}}")]
+        vec![format!("{prefix}login-failures:{{{address}}}:{subject}"), format!("{prefix}login-failures:{{{address}}}")]
     }
 
-    async fn reserve(&self, login: &str, address: IpAddr) -> Result<u64, fred::error::Error> {
+    async fn reserve(&self, subject: &str, address: IpAddr) -> Result<u64, fred::error::Error> {
         let args = vec![WINDOW.as_secs().to_string(), PER_LOGIN_AND_ADDRESS.to_string(), PER_ADDRESS.to_string()];
         // EVAL rather than EVALSHA: the script is a few hundred bytes next to an argon2
         // hash, and Redis caches its compiled form either way.
-        self.client.eval(RESERVE_LUA, self.keys(login, address), args).await
+        self.client.eval(RESERVE_LUA, self.keys(subject, address), args).await
     }
 
-    async fn settle(&self, login: &str, address: IpAddr, outcome: Outcome) -> Result<(), fred::error::Error> {
+    async fn settle(&self, subject: &str, address: IpAddr, outcome: Outcome) -> Result<(), fred::error::Error> {
         let how = if outcome == Outcome::Success { "clear" } else { "refund" };
-        self.client.eval::<(), _, _, _>(SETTLE_LUA, self.keys(login, address), vec![how]).await
+        self.client.eval::<(), _, _, _>(SETTLE_LUA, self.keys(subject, address), vec![how]).await
     }
 }
 
@@ -174,7 +174,7 @@ struct LocalCounts {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
-    LoginAndAddress(String, IpAddr),
+    SubjectAndAddress(String, IpAddr),
     Address(IpAddr),
 }
 
@@ -185,10 +185,10 @@ struct Window {
 }
 
 impl LocalCounts {
-    fn reserve(&self, login: &str, address: IpAddr, now: Instant) -> Result<(), u64> {
+    fn reserve(&self, subject: &str, address: IpAddr, now: Instant) -> Result<(), u64> {
         let mut counts = self.lock();
         let keys = [
-            (Key::LoginAndAddress(login.to_owned(), address), PER_LOGIN_AND_ADDRESS),
+            (Key::SubjectAndAddress(subject.to_owned(), address), PER_LOGIN_AND_ADDRESS),
             (Key::Address(address), PER_ADDRESS),
         ];
         for (key, limit) in &keys {
@@ -209,9 +209,9 @@ impl LocalCounts {
         Ok(())
     }
 
-    fn settle(&self, login: &str, address: IpAddr, outcome: Outcome) {
+    fn settle(&self, subject: &str, address: IpAddr, outcome: Outcome) {
         let mut counts = self.lock();
-        let pair = Key::LoginAndAddress(login.to_owned(), address);
+        let pair = Key::SubjectAndAddress(subject.to_owned(), address);
         if outcome == Outcome::Success {
             counts.remove(&pair);
         }
@@ -252,8 +252,8 @@ mod tests {
         IpAddr::from([127, 0, 0, last])
     }
 
-    fn fail(counts: &LocalCounts, login: &str, address: IpAddr, now: Instant) -> Result<(), u64> {
-        counts.reserve(login, address, now)
+    fn fail(counts: &LocalCounts, subject: &str, address: IpAddr, now: Instant) -> Result<(), u64> {
+        counts.reserve(subject, address, now)
     }
 
     #[test]
