@@ -151,11 +151,7 @@ pub enum AppEnv {
     Production,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
+pub use minifig_common::telemetry::LogFormat;
 
 impl Settings {
     /// Settings from the environment alone, as `minifig serve` would read them.

@@ -13,7 +13,7 @@
 //! - [`bus`]: the outbox, its relay, Redis or in-process transport, and the fan-out of
 //!   status events to subscriptions.
 //! - [`auth`]: who is calling; [`error`]: the one error type and its client codes.
-//! - [`db`]: connecting and migrating; [`state`]: the shared state; [`telemetry`]: logs.
+//! - [`db`]: connecting and migrating; [`state`]: the shared state; logs: `minifig_common::telemetry`.
 
 pub mod auth;
 pub mod bus;
@@ -27,4 +27,3 @@ pub mod services;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
-pub mod telemetry;

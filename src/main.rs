@@ -9,7 +9,8 @@ use minifig::domain::{Address, Email, Password, Role, Username};
 use minifig::services::accounts::{self, NewAccount};
 use minifig::services::passwords::PasswordHasher;
 use minifig::startup::Application;
-use minifig::{db, graphql, telemetry};
+use minifig::{db, graphql};
+use minifig_common::telemetry;
 
 /// mimalloc instead of the system allocator: a request allocates many small short-lived
 /// objects, which glibc's malloc served with a sixth of the server's CPU under load, and
@@ -89,13 +90,17 @@ fn no_huge_pages() {
     }
 }
 
+/// What is logged when `RUST_LOG` is not set: our own events and request logs, and only
+/// warnings from the database drivers (their `info` is one line per statement).
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
+
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
         print!("{}", graphql::sdl());
         return Ok(());
     }
-    let _log_writer = telemetry::init(cli.settings.log_format);
+    let _log_writer = telemetry::init(cli.settings.log_format, DEFAULT_LOG_FILTER);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Application::build(cli.settings).await?.run_until_stopped().await,
         Command::Migrate => {

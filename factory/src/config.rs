@@ -94,11 +94,7 @@ impl RedisSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
+pub use minifig_common::telemetry::LogFormat;
 
 /// A value that must never reach a log: `Debug` and `Display` are redacted.
 #[derive(Clone, PartialEq, Eq)]

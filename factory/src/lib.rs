@@ -18,7 +18,7 @@
 //!   ([`MemorySource`], or the server's own, in embedded mode).
 //! - [`worker`]: the [`Factory`] itself: bounded concurrency, pausing while the circuit is
 //!   open, graceful shutdown.
-//! - [`telemetry`] sets up logging.
+//! - logging is set up by `minifig_common::telemetry`.
 //!
 //! # Embedding
 //!
@@ -31,7 +31,6 @@ pub mod config;
 pub mod retry;
 pub mod source;
 pub mod status;
-pub mod telemetry;
 pub mod worker;
 
 pub use config::{RedisSettings, Secret, Settings, WorkerSettings};

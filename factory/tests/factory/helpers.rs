@@ -434,7 +434,8 @@ impl RunningFactory {
     /// A factory with settings of the test's choosing (an API behind a proxy, say).
     pub async fn start_with(worker: WorkerSettings, redis: RedisSettings) -> Self {
         if std::env::var_os("FACTORY_TEST_LOGS").is_some() {
-            factory::telemetry::init(factory::config::LogFormat::Pretty);
+            // The writer lives as long as the test process: tests never flush logs on exit.
+            std::mem::forget(minifig_common::telemetry::init(factory::config::LogFormat::Pretty, "info"));
         }
         let source = Arc::new(RedisStreamSource::connect(&redis).await.expect("source"));
         let factory = Factory::build(&worker, source.clone()).expect("factory");

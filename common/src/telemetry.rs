@@ -10,21 +10,22 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::config::LogFormat;
-
-/// What is logged when `RUST_LOG` is not set: our own events and request logs, and only
-/// warnings from the database drivers (their `info` is one line per statement).
-pub const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
 
 /// Bytes gathered before one write to stdout; the writer thread also writes whenever it
 /// has no more lines waiting.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Installs the global subscriber once; later calls (tests) are no-ops. Keep the returned
-/// guard until the process ends: dropping it writes out the lines still waiting.
+/// Installs the global subscriber once; later calls (tests) are no-ops. `default_filter`
+/// applies when `RUST_LOG` is not set. Keep the returned guard until the process ends:
+/// dropping it writes out the lines still waiting.
 #[must_use = "dropping the guard stops the log writer"]
-pub fn init(format: LogFormat) -> WorkerGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+pub fn init(format: LogFormat, default_filter: &str) -> WorkerGuard {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let stdout = std::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, std::io::stdout());
     let (writer, guard) = tracing_appender::non_blocking(stdout);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_span_events(FmtSpan::NONE).with_writer(writer);
