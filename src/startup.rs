@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::bus::in_process::{InProcessBus, OrderQueue, QueueSource};
+use crate::bus::in_process::InProcessBus;
 use crate::bus::outbox::Relay;
 use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, EventHub, redelivery};
@@ -35,7 +35,7 @@ pub struct Application {
     port: u16,
     router: axum::Router,
     /// The factory to run inside the server (in-process bus only).
-    embedded_factory: Option<(Arc<OrderQueue>, factory::WorkerSettings)>,
+    embedded_factory: Option<(Arc<factory::MemorySource>, factory::WorkerSettings)>,
     /// Held here as well as by the router, which goes when HTTP is done: the sockets'
     /// runtime must outlive it until the sockets have closed.
     sockets: Arc<SocketRuntime>,
@@ -166,11 +166,10 @@ impl Application {
         let factory = self.embedded_factory.map(|(queue, settings)| {
             tracing::info!(step_ms = settings.step_ms, "running the factory inside the server");
             tokio::spawn(async move {
-                let source = Arc::new(QueueSource(queue));
                 let stopped = async {
                     let _ = factory_stopped.await;
                 };
-                if let Err(err) = factory::run_with_source(source, settings, stopped).await {
+                if let Err(err) = factory::run_with_source(queue, settings, stopped).await {
                     tracing::error!(error = format!("{err:#}"), "the embedded factory stopped");
                 }
             })

@@ -1,5 +1,6 @@
 //! Table `orders`: a customer's order with its frozen totals.
 
+pub use minifig_common::OrderStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -9,8 +10,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub customer_id: Uuid,
-    /// `PENDING`, `ACCEPTED`, `IN_PRODUCTION`, `SHIPPED`, `CANCELLED` or `FAILED`.
-    pub status: String,
+    /// Stored as its text; a CHECK constraint keeps other text out.
+    pub status: OrderStatus,
     /// 1 when placed (PENDING), bumped by one on every transition.
     pub version: i32,
     pub subtotal_cents: i64,

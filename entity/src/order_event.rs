@@ -1,5 +1,6 @@
 //! Table `order_events`: the status history of an order, one row per version.
 
+use minifig_common::OrderStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ pub struct Model {
     /// (index `order_events_order_version_key`).
     pub version: i32,
     /// The status entered by this transition.
-    pub status: String,
+    pub status: OrderStatus,
     pub note: Option<String>,
     /// Stamped by the database's clock (PostgreSQL), never an instance's.
     pub at: DateTimeUtc,

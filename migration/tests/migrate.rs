@@ -10,6 +10,7 @@ use migration::sea_orm::{
     PaginatorTrait, SqlErr,
 };
 use migration::{CATALOG_NAMESPACE, Migrator, MigratorTrait, SchemaManager, catalog_id};
+use minifig_common::OrderStatus;
 use uuid::Uuid;
 
 const TABLES: [&str; 9] = [
@@ -53,6 +54,7 @@ async fn round_trip(db: &DatabaseConnection) {
     assert_tables(db, true).await;
     assert_catalog(db).await;
     assert_constraints(db).await;
+    the_status_checks_list_exactly_the_enum(db).await;
 
     Migrator::down(db, None).await.unwrap();
     assert_tables(db, false).await;
@@ -198,7 +200,7 @@ async fn assert_constraints(db: &DatabaseConnection) {
     let order = order::ActiveModel {
         id: Set(order_id),
         customer_id: Set(alice.id),
-        status: Set("PENDING".into()),
+        status: Set(OrderStatus::Pending),
         version: Set(1),
         subtotal_cents: Set(1250),
         discount_cents: Set(0),
@@ -224,9 +226,17 @@ async fn assert_constraints(db: &DatabaseConnection) {
         keyless.idempotency_key = Set(None);
         keyless.insert(db).await.unwrap();
     }
-    // Unknown status, version 0 and negative money are refused.
+    // Unknown status (written as raw text: the entity only speaks `OrderStatus`), version 0
+    // and negative money are refused.
+    let lost = format!(
+        "INSERT INTO orders (id, customer_id, status, version, subtotal_cents, discount_cents, total_cents, \
+         shipping_address, created_at, updated_at) VALUES ('{}', '{}', 'LOST', 1, 0, 0, 0, 'x', '{now}', '{now}')",
+        Uuid::new_v4(),
+        alice.id,
+        now = now.format("%Y-%m-%d %H:%M:%S%:z"),
+    );
+    assert_check(&db.execute_unprepared(&lost).await.unwrap_err());
     for broken in [
-        order::ActiveModel { status: Set("LOST".into()), ..order.clone() },
         order::ActiveModel { version: Set(0), ..order.clone() },
         order::ActiveModel { total_cents: Set(-1), ..order.clone() },
     ] {
@@ -307,7 +317,7 @@ async fn assert_constraints(db: &DatabaseConnection) {
         customer_id: Set(alice.id),
         seq: Set(1),
         version: Set(1),
-        status: Set("PENDING".into()),
+        status: Set(OrderStatus::Pending),
         note: Set(None),
         at: Set(now),
         ..Default::default()
@@ -320,7 +330,7 @@ async fn assert_constraints(db: &DatabaseConnection) {
     // One event per place in its customer's sequence.
     let err = order_event::ActiveModel { version: Set(2), ..event.clone() }.insert(db).await.unwrap_err();
     assert_unique(&err, &["order_events_customer_seq_key", "order_events.customer_id, order_events.seq"]);
-    order_event::ActiveModel { version: Set(2), seq: Set(2), status: Set("ACCEPTED".into()), ..event.clone() }
+    order_event::ActiveModel { version: Set(2), seq: Set(2), status: Set(OrderStatus::Accepted), ..event.clone() }
         .insert(db)
         .await
         .unwrap();
@@ -334,6 +344,48 @@ async fn assert_constraints(db: &DatabaseConnection) {
     // Leave the tables as the seed left them, so `down` is tested on a realistic database.
     db.execute_unprepared("DELETE FROM orders").await.unwrap();
     db.execute_unprepared("DELETE FROM users").await.unwrap();
+}
+
+/// The CHECK constraints on `orders.status` and `order_events.status` allow exactly the
+/// statuses of [`OrderStatus`]: a status added to the enum without a migration (or to a
+/// migration without the enum) fails here, not in production.
+async fn the_status_checks_list_exactly_the_enum(db: &DatabaseConnection) {
+    let mut expected: Vec<String> = OrderStatus::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    expected.sort();
+    for (table, constraint) in [("orders", "orders_status_check"), ("order_events", "order_events_status_check")] {
+        let definition = check_definition(db, table, constraint).await;
+        let mut allowed = quoted_words(&definition);
+        allowed.sort();
+        allowed.dedup();
+        assert_eq!(allowed, expected, "{constraint}: {definition}");
+    }
+}
+
+/// The text of a named CHECK constraint: PostgreSQL's catalog has it on its own; SQLite
+/// keeps the whole `CREATE TABLE`, cut here from the constraint's name to the next one.
+async fn check_definition(db: &DatabaseConnection, table: &str, constraint: &str) -> String {
+    use migration::sea_orm::{DatabaseBackend, Statement};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            format!("SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint WHERE conname = '{constraint}'")
+        }
+        _ => format!("SELECT sql AS definition FROM sqlite_master WHERE type = 'table' AND name = '{table}'"),
+    };
+    let row = db.query_one_raw(Statement::from_string(backend, sql)).await.unwrap().expect(constraint);
+    let text: String = row.try_get("", "definition").unwrap();
+    match text.find(constraint) {
+        Some(start) => {
+            let rest = &text[start + constraint.len()..];
+            rest[..rest.find("CONSTRAINT").unwrap_or(rest.len())].to_owned()
+        }
+        None => text,
+    }
+}
+
+/// The single-quoted literals of an SQL fragment.
+fn quoted_words(sql: &str) -> Vec<String> {
+    sql.split('\'').skip(1).step_by(2).map(str::to_owned).collect()
 }
 
 fn new_user(username: &str, email: &str, role: &str) -> user::ActiveModel {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::StatusEvent;
+use crate::domain::StatusEvent;
 
 /// Events one order can produce before it is final is 4; a little slack for duplicates.
 /// Every subscribed order holds one such channel, so it is kept small: a subscriber that

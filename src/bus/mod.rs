@@ -7,15 +7,13 @@
 //! whenever that failed). The database stays the record; Redis is a transport that may
 //! forget (see [`redelivery`]).
 
-pub mod event;
 pub mod hub;
 pub mod in_process;
 pub mod outbox;
 pub mod redelivery;
 pub mod redis;
 
-use async_graphql::async_trait::async_trait;
-pub use event::StatusEvent;
+use async_trait::async_trait;
 pub use hub::EventHub;
 pub use outbox::OutboxMessage;
 

@@ -33,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Bus, StatusEvent};
+use super::Bus;
 use crate::db;
+use crate::domain::StatusEvent;
 
 /// How often the relay looks for rows nobody handed over in memory.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -61,20 +62,27 @@ pub const TOPIC_STATUS: &str = "order-status";
 pub enum OutboxMessage {
     /// Hand this order to a factory.
     Order(Uuid),
-    /// Tell subscribers about a status change.
-    Status(StatusEvent),
+    /// Tell subscribers about a status change. `json` is the event as the outbox row holds
+    /// it, made once when the row is written: Redis carries that text as it is, and only
+    /// the in-process bus, which has no wire, uses `event`.
+    Status { event: StatusEvent, json: String },
 }
 
 impl OutboxMessage {
+    /// The message for `event`, encoded.
+    pub fn status(event: StatusEvent) -> Result<Self, DbErr> {
+        let json = serde_json::to_string(&event).map_err(|err| DbErr::Custom(format!("outbox payload: {err}")))?;
+        Ok(OutboxMessage::Status { event, json })
+    }
+
     /// The row's `topic` and `payload`.
     pub fn encode(&self) -> Result<(&'static str, String), DbErr> {
-        let (topic, payload) = match self {
-            OutboxMessage::Order(order_id) => {
-                (TOPIC_ORDERS, serde_json::to_string(&OrderPayload { order_id: *order_id }))
-            }
-            OutboxMessage::Status(event) => (TOPIC_STATUS, serde_json::to_string(event)),
-        };
-        Ok((topic, payload.map_err(|err| DbErr::Custom(format!("outbox payload: {err}")))?))
+        match self {
+            OutboxMessage::Order(order_id) => serde_json::to_string(&OrderPayload { order_id: *order_id })
+                .map(|payload| (TOPIC_ORDERS, payload))
+                .map_err(|err| DbErr::Custom(format!("outbox payload: {err}"))),
+            OutboxMessage::Status { json, .. } => Ok((TOPIC_STATUS, json.clone())),
+        }
     }
 
     fn decode(row: &outbox::Model) -> Option<Self> {
@@ -82,7 +90,9 @@ impl OutboxMessage {
             TOPIC_ORDERS => {
                 serde_json::from_str::<OrderPayload>(&row.payload).ok().map(|p| OutboxMessage::Order(p.order_id))
             }
-            TOPIC_STATUS => serde_json::from_str::<StatusEvent>(&row.payload).ok().map(OutboxMessage::Status),
+            TOPIC_STATUS => serde_json::from_str::<StatusEvent>(&row.payload)
+                .ok()
+                .map(|event| OutboxMessage::Status { event, json: row.payload.clone() }),
             _ => None,
         }
     }

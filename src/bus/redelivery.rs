@@ -48,7 +48,7 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, outbox: &
     // orders a factory is still working on, one whose clock is behind would never.
     let backend = db.get_database_backend();
     let cutoff = db::ago_in(backend, redeliver_after);
-    let finals: Vec<&str> = OrderStatus::ALL.iter().filter(|s| s.is_final()).map(|s| s.as_str()).collect();
+    let finals = OrderStatus::ALL.into_iter().filter(|s| s.is_final());
     let stale: Vec<uuid::Uuid> = order::Entity::find()
         .select_only()
         .column(order::Column::Id)

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_graphql::async_trait::async_trait;
+use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Bus, EventHub, OutboxMessage, StatusEvent};
+use super::{Bus, EventHub, OutboxMessage};
+use crate::domain::StatusEvent;
 
 /// The stream of orders for the factories, under the key prefix.
 pub const ORDERS_STREAM: &str = "orders";
@@ -20,8 +21,6 @@ pub const ORDERS_STREAM: &str = "orders";
 pub const STATUS_CHANNEL: &str = "order-status";
 /// fred's pub/sub receiver is a broadcast channel; make it deep enough to ride out bursts.
 const SUBSCRIBER_BUFFER: usize = 16 * 1024;
-/// How long a command may wait, including while reconnecting, before the caller retries.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long start-up waits for Redis before serving anyway (the outbox holds messages).
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
 /// Both connections PING Redis this often. A subscriber connection otherwise sends
@@ -31,9 +30,6 @@ const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// A command (the PING above included) unanswered for this long closes its connection,
 /// and fred reconnects.
 const UNRESPONSIVE_AFTER: Duration = Duration::from_secs(3);
-/// Kernel keepalive probes, for a peer that vanished while nothing was being sent.
-const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
-const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct RedisBus {
     client: Client,
@@ -50,34 +46,11 @@ impl RedisBus {
         self.client.clone()
     }
 
-    /// Connects (with reconnection forever, backing off to 5 s) and starts feeding `hub`.
+    /// Connects (with reconnection forever, see `minifig_common::redis`) and starts feeding `hub`.
     /// The orders stream is trimmed to about `stream_max_len` entries.
     pub async fn connect(url: &str, prefix: &str, stream_max_len: u64, hub: Arc<EventHub>) -> anyhow::Result<Self> {
-        let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
-        let mut builder = Builder::from_config(config);
-        builder
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .with_connection_config(|c| {
-                // Status events are small and latency-bound: no Nagle delay on them.
-                let keepalive = fred::socket2::TcpKeepalive::new()
-                    .with_time(TCP_KEEPALIVE_IDLE)
-                    .with_interval(TCP_KEEPALIVE_INTERVAL);
-                c.tcp = fred::types::config::TcpConfig {
-                    nodelay: Some(true),
-                    keepalive: Some(keepalive),
-                    ..Default::default()
-                };
-                c.connection_timeout = COMMAND_TIMEOUT;
-                c.internal_command_timeout = COMMAND_TIMEOUT;
-                c.unresponsive = fred::types::config::UnresponsiveConfig {
-                    max_timeout: Some(UNRESPONSIVE_AFTER),
-                    interval: Duration::from_millis(500),
-                };
-            })
-            .with_performance_config(|c| {
-                c.default_command_timeout = COMMAND_TIMEOUT;
-                c.broadcast_channel_capacity = SUBSCRIBER_BUFFER;
-            });
+        let mut builder = minifig_common::redis::builder(url, UNRESPONSIVE_AFTER)?;
+        builder.with_performance_config(|c| c.broadcast_channel_capacity = SUBSCRIBER_BUFFER);
         let client = builder.build().context("building the Redis client")?;
         let subscriber = builder.build_subscriber_client().context("building the Redis subscriber")?;
         let channel = format!("{prefix}{STATUS_CHANNEL}");
@@ -174,12 +147,9 @@ impl Bus for RedisBus {
                     )
                     .await
                     .context("queueing an order for the Redis stream"),
-                OutboxMessage::Status(event) => match serde_json::to_string(event) {
-                    Ok(json) => {
-                        pipeline.publish::<(), _, _>(&self.channel, json).await.context("queueing a status event")
-                    }
-                    Err(err) => Err(anyhow::Error::new(err).context("encoding a status event")),
-                },
+                OutboxMessage::Status { json, .. } => {
+                    pipeline.publish::<(), _, _>(&self.channel, json.as_str()).await.context("queueing a status event")
+                }
             };
             queued.push(result);
         }

@@ -9,6 +9,7 @@ pub mod money;
 pub mod order_status;
 pub mod pricing;
 pub mod role;
+pub mod status_event;
 
 pub use account::{Address, Email, Password, Username};
 pub use cart::{Cart, CartError, CartLine, LineList, RawCartLine};
@@ -17,3 +18,4 @@ pub use money::Money;
 pub use order_status::{Actor, OrderStatus, StatusChange, TransitionError};
 pub use pricing::{AppliedDiscount, LineKind, PriceList, PricedLine, PricingError, Quote};
 pub use role::Role;
+pub use status_event::StatusEvent;

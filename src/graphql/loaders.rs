@@ -10,10 +10,11 @@ use async_graphql::dataloader::Loader;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use crate::domain::StatusEvent;
 use crate::domain::{AppliedDiscount, PricedLine};
 use crate::error::AppError;
 use crate::services::accounts::{self, Account};
-use crate::services::orders::{self, OrderEvent};
+use crate::services::orders;
 
 /// Loader errors must be `Clone`; the cause is logged once when converted for the client.
 #[derive(Clone)]
@@ -63,4 +64,4 @@ loader!(/// An order's lines by order id.
 loader!(/// An order's applied discounts by order id.
     DiscountsLoader, Vec<AppliedDiscount>, orders::discounts_of);
 loader!(/// An order's history by order id.
-    HistoryLoader, Vec<OrderEvent>, orders::history_of);
+    HistoryLoader, Vec<StatusEvent>, orders::history_of);

@@ -322,8 +322,8 @@ pub struct OrderStatusEvent {
     pub cursor: String,
 }
 
-impl From<orders::OrderEvent> for OrderStatusEvent {
-    fn from(e: orders::OrderEvent) -> Self {
+impl From<domain::StatusEvent> for OrderStatusEvent {
+    fn from(e: domain::StatusEvent) -> Self {
         OrderStatusEvent {
             order_id: ID(e.order_id.to_string()),
             status: e.status.into(),

@@ -18,8 +18,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::domain::StatusEvent;
 use crate::error::AppError;
-use crate::services::orders::{self, Order, OrderEvent};
+use crate::services::orders::{self, Order};
 
 /// Readers serving the queue at once, each holding at most one pool connection.
 pub const READERS: usize = 2;
@@ -33,7 +34,7 @@ const ATTEMPTS: u32 = 3;
 /// An order and its events after some version, version ascending.
 pub struct OrderHistory {
     pub order: Order,
-    pub events: Vec<OrderEvent>,
+    pub events: Vec<StatusEvent>,
 }
 
 type Reply = oneshot::Sender<Result<Option<OrderHistory>, AppError>>;
@@ -115,7 +116,7 @@ async fn serve(db: &DatabaseConnection, batch: &mut Vec<Read>) {
     }
 }
 
-type Found = (HashMap<Uuid, Order>, HashMap<Uuid, Vec<OrderEvent>>);
+type Found = (HashMap<Uuid, Order>, HashMap<Uuid, Vec<StatusEvent>>);
 
 async fn read(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Found, AppError> {
     // Events first: an order read after its events is never older than them, so a
@@ -124,7 +125,7 @@ async fn read(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Found, AppError> 
     let models = order::Entity::find().filter(order::Column::Id.is_in(ids.iter().copied())).all(db).await?;
     let mut orders = HashMap::with_capacity(models.len());
     for model in models {
-        orders.insert(model.id, Order::try_from(model)?);
+        orders.insert(model.id, Order::from(model));
     }
     Ok((orders, events))
 }

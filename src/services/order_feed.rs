@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::bus::EventHub;
 use crate::bus::hub::{HubMessage, HubReceiver};
+use crate::domain::StatusEvent;
 use crate::error::AppError;
 use crate::services::feed_reads::{FeedReads, OrderHistory};
-use crate::services::orders::OrderEvent;
 
 /// `orderStatus`: without `after_version`, the current state first; with it, every event
 /// after that version; then live events until the order is final. `live` must have been
@@ -28,7 +28,7 @@ pub fn order_status(
     mut live: HubReceiver,
     history: OrderHistory,
     after_version: Option<i32>,
-) -> impl Stream<Item = Result<OrderEvent, AppError>> {
+) -> impl Stream<Item = Result<StatusEvent, AppError>> {
     // Only what the loop needs is kept, not the whole order: this state lives as long as
     // the subscription, and an instance holds tens of thousands of them.
     let OrderHistory { order, events } = history;
@@ -53,7 +53,7 @@ pub fn order_status(
         loop {
             let missed = match next(&mut live, order_id).await {
                 HubMessage::Event(event) if event.version <= last => continue,
-                HubMessage::Event(event) if event.version == last + 1 => vec![OrderEvent::from(&*event)],
+                HubMessage::Event(event) if event.version == last + 1 => vec![StatusEvent::clone(&event)],
                 HubMessage::Event(_) | HubMessage::Resync => {
                     reads.history(order_id, last).await?.map(|h| h.events).unwrap_or_default()
                 }
@@ -127,7 +127,7 @@ pub async fn user_events(
     hub: Arc<EventHub>,
     user_id: Uuid,
     after: Option<EventCursor>,
-) -> Result<impl Stream<Item = Result<OrderEvent, AppError>>, AppError> {
+) -> Result<impl Stream<Item = Result<StatusEvent, AppError>>, AppError> {
     let mut live = hub.subscribe_user(user_id);
     let start = latest_seq(&db, user_id).await?;
     let replay_after = match after {
@@ -153,11 +153,11 @@ pub async fn user_events(
                 HubMessage::Event(event) if event.seq != 0 && event.seq <= last => {
                     if last == start && event.seq > early {
                         early = event.seq;
-                        yield OrderEvent::from(&*event);
+                        yield StatusEvent::clone(&event);
                     }
                     continue;
                 }
-                HubMessage::Event(event) if event.seq == last + 1 => vec![OrderEvent::from(&*event)],
+                HubMessage::Event(event) if event.seq == last + 1 => vec![StatusEvent::clone(&event)],
                 HubMessage::Event(_) | HubMessage::Resync => user_events_after(&db, user_id, last).await?,
             };
             for event in missed {
@@ -178,14 +178,14 @@ async fn latest_seq(db: &DatabaseConnection, user_id: Uuid) -> Result<i64, AppEr
 }
 
 /// The customer's events after `seq`, in commit order.
-async fn user_events_after(db: &DatabaseConnection, user_id: Uuid, seq: i64) -> Result<Vec<OrderEvent>, AppError> {
+async fn user_events_after(db: &DatabaseConnection, user_id: Uuid, seq: i64) -> Result<Vec<StatusEvent>, AppError> {
     let rows = order_event::Entity::find()
         .filter(order_event::Column::CustomerId.eq(user_id))
         .filter(order_event::Column::Seq.gt(seq))
         .order_by_asc(order_event::Column::Seq)
         .all(db)
         .await?;
-    rows.into_iter().map(OrderEvent::try_from).collect()
+    Ok(rows.into_iter().map(StatusEvent::from).collect())
 }
 
 #[cfg(test)]

@@ -24,10 +24,9 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::bus::StatusEvent;
 use crate::bus::outbox::{self, OutboxMessage, TOPIC_ORDERS, TOPIC_STATUS, Written};
 use crate::db;
-use crate::domain::{LineKind, OrderStatus, Quote};
+use crate::domain::{LineKind, OrderStatus, Quote, StatusEvent};
 
 /// A priced order about to be stored.
 pub struct NewOrder {
@@ -124,10 +123,10 @@ fn json(rows: &impl Serialize) -> Result<String, DbErr> {
 }
 
 /// The outbox payload of the event in CTE `event`, built in SQL because its number and
-/// time are only known there: the same JSON as [`StatusEvent`]'s serde form (the relay
-/// decodes it whenever it reads the table rather than its memory; the pipeline tests send
-/// such rows through Redis and compare them with the contract). A macro, so that both
-/// statements below are constants with it in place.
+/// time are only known there: the fields of [`StatusEvent`]'s serde form (which SQLite
+/// writes), and what Redis carries, verbatim (the pipeline tests read such rows and the
+/// messages on Redis, and compare them with the contract and the history). A macro, so
+/// that both statements below are constants with it in place.
 macro_rules! status_payload_sql {
     () => {
         "json_build_object('orderId', event.order_id, 'userId', event.customer_id, \
@@ -175,9 +174,9 @@ WITH u AS (
     status_payload_sql!(),
     r#")) AS m(n, topic, payload)
     ORDER BY m.n
-    RETURNING id, topic
+    RETURNING id, topic, payload
 )
-SELECT o.shipping_address, o.created_at, event.seq, messages.id, messages.topic
+SELECT o.shipping_address, o.created_at, event.seq, messages.id, messages.topic, messages.payload
 FROM o, event, messages ORDER BY messages.id
 "#
 );
@@ -213,17 +212,20 @@ async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOrder) -> Res
     let shipping_address: String = first.try_get("", "shipping_address")?;
     let created_at: DateTime<Utc> = first.try_get("", "created_at")?;
     let seq: i64 = first.try_get("", "seq")?;
-    let mut messages = [
-        (TOPIC_ORDERS, Some(OutboxMessage::Order(new.id))),
-        (TOPIC_STATUS, Some(OutboxMessage::Status(pending(new, seq, created_at)))),
-    ];
+    let (mut order, mut event) = (Some(OutboxMessage::Order(new.id)), Some(pending(new, seq, created_at)));
     let mut written = Vec::with_capacity(2);
     for row in &rows {
         let id: i64 = row.try_get("", "id")?;
         let topic: String = row.try_get("", "topic")?;
-        if let Some((_, message)) = messages.iter_mut().find(|(t, _)| *t == topic)
-            && let Some(message) = message.take()
-        {
+        let message = match topic.as_str() {
+            TOPIC_ORDERS => order.take(),
+            // The payload as the statement wrote it: what Redis carries.
+            _ => event
+                .take()
+                .map(|event| row.try_get("", "payload").map(|json| OutboxMessage::Status { event, json }))
+                .transpose()?,
+        };
+        if let Some(message) = message {
             written.push(Written { id, message });
         }
     }
@@ -256,7 +258,7 @@ async fn insert_in_transaction(db: &DatabaseConnection, new: &NewOrder) -> Resul
     order::ActiveModel {
         id: Set(new.id),
         customer_id: Set(new.customer_id),
-        status: Set(OrderStatus::Pending.as_str().to_owned()),
+        status: Set(OrderStatus::Pending),
         version: Set(1),
         subtotal_cents: Set(new.quote.subtotal.cents()),
         discount_cents: Set(new.quote.discount.cents()),
@@ -300,7 +302,7 @@ async fn insert_in_transaction(db: &DatabaseConnection, new: &NewOrder) -> Resul
     let event = pending(new, seq, at);
     insert_event(&txn, &event).await?;
     let mut written = Vec::with_capacity(2);
-    for message in [OutboxMessage::Order(new.id), OutboxMessage::Status(event)] {
+    for message in [OutboxMessage::Order(new.id), OutboxMessage::status(event)?] {
         written.push(outbox::write(&txn, message).await?);
     }
     txn.commit().await?;
@@ -351,9 +353,9 @@ WITH moved AS (
     SELECT $6, "#,
     status_payload_sql!(),
     r#", now() FROM event
-    RETURNING id
+    RETURNING id, payload
 )
-SELECT message.id, event.seq, event.at FROM message, event
+SELECT message.id, message.payload, event.seq, event.at FROM message, event
 "#
 );
 
@@ -364,7 +366,7 @@ async fn advance_in_one_statement(
     let values: Vec<Value> = vec![
         new.order_id.into(),
         (new.version - 1).into(),
-        new.status.as_str().into(),
+        new.status.into(),
         new.version.into(),
         new.note.clone().into(),
         TOPIC_STATUS.into(),
@@ -372,7 +374,8 @@ async fn advance_in_one_statement(
     let row = db.query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, ADVANCE_SQL, values)).await?;
     let Some(row) = row else { return Ok(None) };
     let event = stored_event(new, row.try_get("", "seq")?, row.try_get("", "at")?);
-    let written = Written { id: row.try_get("", "id")?, message: OutboxMessage::Status(event.clone()) };
+    let message = OutboxMessage::Status { event: event.clone(), json: row.try_get("", "payload")? };
+    let written = Written { id: row.try_get("", "id")?, message };
     Ok(Some((event, written)))
 }
 
@@ -395,7 +398,7 @@ async fn advance_in_transaction(
     let at = db::now().max(new.not_before);
     let txn = db.begin().await?;
     let updated = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(new.status.as_str()))
+        .col_expr(order::Column::Status, Expr::value(new.status))
         .col_expr(order::Column::Version, Expr::value(new.version))
         .col_expr(order::Column::UpdatedAt, Expr::value(at))
         .filter(order::Column::Id.eq(new.order_id))
@@ -413,7 +416,7 @@ async fn advance_in_transaction(
     };
     let event = stored_event(new, seq, at);
     insert_event(&txn, &event).await?;
-    let written = outbox::write(&txn, OutboxMessage::Status(event.clone())).await?;
+    let written = outbox::write(&txn, OutboxMessage::status(event.clone())?).await?;
     txn.commit().await?;
     Ok(Some((event, written)))
 }
@@ -424,7 +427,7 @@ async fn insert_event(txn: &impl ConnectionTrait, event: &StatusEvent) -> Result
         customer_id: Set(event.user_id),
         seq: Set(event.seq),
         version: Set(event.version),
-        status: Set(event.status.as_str().to_owned()),
+        status: Set(event.status),
         note: Set(event.note.clone()),
         at: Set(event.at),
         ..Default::default()

@@ -15,11 +15,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::bus::StatusEvent;
 use crate::bus::outbox::Outbox;
 use crate::db;
 use crate::domain::order_status::{self, StatusChange};
-use crate::domain::{Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineKind, Money, OrderStatus, PricedLine};
+use crate::domain::{
+    Actor, Address, AppliedDiscount, Cart, IdempotencyKey, LineKind, Money, OrderStatus, PricedLine, StatusEvent,
+};
 use crate::error::AppError;
 use crate::services::accounts;
 use crate::services::catalog::Snapshot;
@@ -44,14 +45,12 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
 }
 
-impl TryFrom<order::Model> for Order {
-    type Error = AppError;
-
-    fn try_from(m: order::Model) -> Result<Self, AppError> {
-        Ok(Order {
+impl From<order::Model> for Order {
+    fn from(m: order::Model) -> Self {
+        Order {
             id: m.id,
             customer_id: m.customer_id,
-            status: parse_status(&m.status)?,
+            status: m.status,
             version: m.version,
             subtotal: Money::from_cents(m.subtotal_cents),
             discount: Money::from_cents(m.discount_cents),
@@ -59,46 +58,21 @@ impl TryFrom<order::Model> for Order {
             shipping_address: m.shipping_address,
             created_at: m.created_at,
             updated_at: m.updated_at,
-        })
+        }
     }
 }
 
-/// One entry of an order's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderEvent {
-    pub order_id: Uuid,
-    pub status: OrderStatus,
-    pub version: i32,
-    pub at: DateTime<Utc>,
-    pub note: Option<String>,
-    /// The event's place in its customer's sequence, in commit order (1, 2, 3…).
-    pub seq: i64,
-}
-
-impl TryFrom<order_event::Model> for OrderEvent {
-    type Error = AppError;
-
-    fn try_from(row: order_event::Model) -> Result<Self, AppError> {
-        Ok(OrderEvent {
+/// An order's history is its status events, read from `order_events`.
+impl From<order_event::Model> for StatusEvent {
+    fn from(row: order_event::Model) -> Self {
+        StatusEvent {
             order_id: row.order_id,
-            status: parse_status(&row.status)?,
+            user_id: row.customer_id,
+            status: row.status,
             version: row.version,
             at: row.at,
             note: row.note,
             seq: row.seq,
-        })
-    }
-}
-
-impl From<&StatusEvent> for OrderEvent {
-    fn from(event: &StatusEvent) -> Self {
-        OrderEvent {
-            order_id: event.order_id,
-            status: event.status,
-            version: event.version,
-            at: event.at,
-            note: event.note.clone(),
-            seq: event.seq,
         }
     }
 }
@@ -223,7 +197,7 @@ async fn replay(
         .await?;
     match existing {
         None => Ok(None),
-        Some(model) if model.request_fingerprint.as_deref() == Some(fingerprint) => Order::try_from(model).map(Some),
+        Some(model) if model.request_fingerprint.as_deref() == Some(fingerprint) => Ok(Some(Order::from(model))),
         Some(_) => Err(AppError::Conflict {
             field: Some("idempotencyKey".into()),
             message: "this idempotency key was already used for a different order".into(),
@@ -235,7 +209,7 @@ async fn replay(
 /// so that customers cannot probe which order ids exist.
 pub async fn find_visible(db: &impl ConnectionTrait, caller: Principal, id: Uuid) -> Result<Order, AppError> {
     let model = order::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("order"))?;
-    let order = Order::try_from(model)?;
+    let order = Order::from(model);
     if !is_visible(caller, &order) {
         return Err(AppError::NotFound("order"));
     }
@@ -257,7 +231,7 @@ pub async fn list_for_customer(
 ) -> Result<OrderPage, AppError> {
     let mut query = order::Entity::find().filter(order::Column::CustomerId.eq(customer_id));
     if let Some(status) = status {
-        query = query.filter(order::Column::Status.eq(status.as_str()));
+        query = query.filter(order::Column::Status.eq(status));
     }
     if let Some(cursor) = after {
         query = query.filter(Condition::any().add(order::Column::CreatedAt.lt(cursor.created_at)).add(
@@ -269,7 +243,7 @@ pub async fn list_for_customer(
         query.order_by_desc(order::Column::CreatedAt).order_by_desc(order::Column::Id).limit(first + 1).all(db).await?;
     let has_next_page = models.len() as u64 > first;
     models.truncate(first as usize);
-    Ok(OrderPage { orders: models.into_iter().map(Order::try_from).collect::<Result<_, _>>()?, has_next_page })
+    Ok(OrderPage { orders: models.into_iter().map(Order::from).collect(), has_next_page })
 }
 
 /// Moves an order to `to` on behalf of `caller`, following the state machine. The same
@@ -360,22 +334,18 @@ pub async fn discounts_of(
 }
 
 /// The history of each order, version ascending.
-pub async fn history_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<OrderEvent>>, AppError> {
+pub async fn history_of(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<StatusEvent>>, AppError> {
     let rows = order_event::Entity::find()
         .filter(order_event::Column::OrderId.is_in(ids.iter().copied()))
         .order_by_asc(order_event::Column::OrderId)
         .order_by_asc(order_event::Column::Version)
         .all(db)
         .await?;
-    let mut by_order: HashMap<Uuid, Vec<OrderEvent>> = HashMap::new();
+    let mut by_order: HashMap<Uuid, Vec<StatusEvent>> = HashMap::new();
     for row in rows {
-        by_order.entry(row.order_id).or_default().push(OrderEvent::try_from(row)?);
+        by_order.entry(row.order_id).or_default().push(StatusEvent::from(row));
     }
     Ok(by_order)
-}
-
-fn parse_status(raw: &str) -> Result<OrderStatus, AppError> {
-    raw.parse().map_err(|err| AppError::Internal(anyhow::Error::new(err).context("stored order status")))
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! An in-process [`OrderSource`]: a queue in memory, for embedding the factory in the server
-//! (no Redis) and for tests of the worker. Nothing survives the process, which is fine
-//! where the server is the same process and re-hands unfinished orders itself.
+//! (its in-process bus pushes orders here; no Redis) and for tests of the worker. Nothing
+//! survives the process, which is fine where the server is the same process and re-hands
+//! unfinished orders itself.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use super::{Delivery, OrderSource};
 /// How long `receive` waits for an order before returning none.
 const RECEIVE_WAIT: Duration = Duration::from_secs(2);
 
-/// A FIFO of order ids; a delivery stays "held" from `receive` until `ack` or `release`.
+/// A FIFO of order ids, each waiting at most once (an order handed out again while it
+/// still waits is not queued twice); a delivery stays "held" from `receive` until `ack` or
+/// `release`.
 #[derive(Debug, Default)]
 pub struct MemorySource {
     state: Mutex<State>,
@@ -24,6 +27,8 @@ pub struct MemorySource {
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Delivery>,
+    /// The order ids in `queue`.
+    waiting: HashSet<String>,
     held: HashMap<String, Delivery>,
     next_id: u64,
 }
@@ -33,31 +38,42 @@ impl MemorySource {
         Self::default()
     }
 
-    /// Queues an order for the factory.
+    /// Queues an order for the factory, unless it is already waiting.
     pub fn push(&self, order_id: impl Into<String>) {
-        let mut state = self.state.lock().expect("memory source lock");
+        let order_id = order_id.into();
+        let mut state = self.lock();
+        if !state.waiting.insert(order_id.clone()) {
+            return;
+        }
         state.next_id += 1;
-        let delivery = Delivery { id: state.next_id.to_string(), order_id: order_id.into() };
+        let delivery = Delivery { id: state.next_id.to_string(), order_id };
         state.queue.push_back(delivery);
         drop(state);
         self.arrived.notify_one();
     }
 
+    /// A panic elsewhere while holding the lock leaves the queue itself consistent: every
+    /// change under it is a single push or drain.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Orders queued and not yet received.
     pub fn queued(&self) -> usize {
-        self.state.lock().expect("memory source lock").queue.len()
+        self.lock().queue.len()
     }
 
     /// Orders received and neither acknowledged nor released.
     pub fn held(&self) -> usize {
-        self.state.lock().expect("memory source lock").held.len()
+        self.lock().held.len()
     }
 
     fn take(&self, max: usize) -> Vec<Delivery> {
-        let mut state = self.state.lock().expect("memory source lock");
+        let mut state = self.lock();
         let count = max.min(state.queue.len());
         let taken: Vec<Delivery> = state.queue.drain(..count).collect();
         for delivery in &taken {
+            state.waiting.remove(&delivery.order_id);
             state.held.insert(delivery.id.clone(), delivery.clone());
         }
         if !state.queue.is_empty() {
@@ -86,7 +102,7 @@ impl OrderSource for MemorySource {
     }
 
     async fn ack(&self, delivery: &Delivery) -> anyhow::Result<()> {
-        self.state.lock().expect("memory source lock").held.remove(&delivery.id);
+        self.lock().held.remove(&delivery.id);
         Ok(())
     }
 
@@ -95,8 +111,10 @@ impl OrderSource for MemorySource {
     }
 
     async fn release(&self, delivery: &Delivery) -> anyhow::Result<()> {
-        let mut state = self.state.lock().expect("memory source lock");
-        if let Some(delivery) = state.held.remove(&delivery.id) {
+        let mut state = self.lock();
+        if let Some(delivery) = state.held.remove(&delivery.id)
+            && state.waiting.insert(delivery.order_id.clone())
+        {
             state.queue.push_back(delivery);
             drop(state);
             self.arrived.notify_one();
@@ -123,6 +141,21 @@ mod tests {
         let rest = source.receive(10).await.unwrap();
         assert_eq!(rest.iter().map(|d| d.order_id.as_str()).collect::<Vec<_>>(), ["c", "b"]);
         assert_eq!((source.queued(), source.held()), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn an_order_waits_once_however_often_it_is_pushed() {
+        let source = MemorySource::new();
+        source.push("a");
+        source.push("b");
+        source.push("a");
+        let first = source.receive(10).await.unwrap();
+        assert_eq!(first.iter().map(|d| d.order_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        // Handed out again while a factory holds it (a redelivery): it waits again, once.
+        source.push("a");
+        source.push("a");
+        source.release(&first[0]).await.unwrap();
+        assert_eq!(source.queued(), 1);
     }
 
     #[tokio::test]

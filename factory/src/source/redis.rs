@@ -29,8 +29,10 @@ use anyhow::Context;
 use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::Value;
-use fred::types::config::{Options, TcpConfig, UnresponsiveConfig};
+use fred::types::config::Options;
 use fred::types::streams::{XCap, XCapKind, XCapTrim};
+
+use minifig_common::redis::COMMAND_TIMEOUT;
 
 use super::{Delivery, OrderSource};
 use crate::config::RedisSettings;
@@ -43,8 +45,6 @@ pub const ORDER_ID_FIELD: &str = "order_id";
 /// How long one `XREADGROUP` waits for new entries: short, so that a shutdown or a pause
 /// never waits long for a read to come back.
 const BLOCK: Duration = Duration::from_secs(2);
-/// How long any other command may take before it counts as failed (Redis down).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Evaluates `$op` (a command's result); when Redis says the group (or the stream) is
 /// gone, re-creates the group and evaluates `$op` once more. (A macro: async closures
@@ -388,22 +388,7 @@ impl RedisStreamSource {
 /// A client that reconnects forever, with commands that fail after a timeout instead of
 /// waiting for Redis to come back.
 fn client(url: &str) -> anyhow::Result<Client> {
-    let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
-    let client = Builder::from_config(config)
-        .with_connection_config(|connection| {
-            connection.connection_timeout = Duration::from_secs(3);
-            connection.internal_command_timeout = Duration::from_secs(3);
-            connection.tcp = TcpConfig { nodelay: Some(true), ..Default::default() };
-            // A connection that stops answering (a Redis host gone without a reset) is
-            // closed and reconnected rather than left to time out command after command.
-            connection.unresponsive = UnresponsiveConfig { max_timeout: Some(UNRESPONSIVE), ..Default::default() };
-        })
-        .with_performance_config(|performance| performance.default_command_timeout = COMMAND_TIMEOUT)
-        // 0 attempts = unlimited: 100 ms, doubling, at most 2 s between attempts.
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-        .build()
-        .context("building the Redis client")?;
-    Ok(client)
+    minifig_common::redis::builder(url, UNRESPONSIVE)?.build().context("building the Redis client")
 }
 
 /// `hostname-pid-random`: unique per process, and per source within one process.

@@ -1,10 +1,12 @@
-//! The status event as it travels on the bus (contract section 5, Redis layout).
+//! A status change: the one type that services, the outbox, the bus, the hub, the history
+//! and the GraphQL `OrderStatusEvent` share. Its serde form is the message on Redis
+//! (contract section 5, Redis layout).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::OrderStatus;
+use super::OrderStatus;
 
 /// `{orderId, userId, status, version, at, note, seq}` on `<prefix>order-status`: the
 /// contract's fields, and `seq`, the event's place in its customer's sequence (see
@@ -15,8 +17,8 @@ pub struct StatusEvent {
     pub order_id: Uuid,
     /// The customer who owns the order, so `myOrderEvents` can route it.
     pub user_id: Uuid,
-    #[serde(with = "status_text")]
     pub status: OrderStatus,
+    /// The order's version after this change: 1 when placed, then one more per change.
     pub version: i32,
     pub at: DateTime<Utc>,
     pub note: Option<String>,
@@ -24,21 +26,6 @@ pub struct StatusEvent {
     /// that needs it reads the event from the database instead.
     #[serde(default)]
     pub seq: i64,
-}
-
-mod status_text {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    use crate::domain::OrderStatus;
-
-    pub fn serialize<S: Serializer>(status: &OrderStatus, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(status.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OrderStatus, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(D::Error::custom)
-    }
 }
 
 #[cfg(test)]
