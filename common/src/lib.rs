@@ -3,6 +3,7 @@
 //! Only contract-level ideas and infrastructure live here: nothing about how the server
 //! stores orders or how the factory schedules its work.
 
+pub mod backoff;
 pub mod order_status;
 pub mod redis;
 pub mod telemetry;

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use entity::outbox;
+use minifig_common::backoff::{Backoff, Policy};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
@@ -48,7 +49,9 @@ const BATCH: usize = 512;
 /// Committed messages waiting for the relay in memory. When it is full the message waits
 /// in the table instead, and the relay reads the table.
 const QUEUE_CAPACITY: usize = 64 * 1024;
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// While Redis refuses everything: waits from 0.1 s up to 5 s between attempts to drain
+/// the table, jittered so that the instances of a fleet do not retry in step.
+const REDIS_DOWN: Policy = Policy::new(Duration::from_millis(100), Duration::from_secs(5), None);
 /// How long a relay's claim on rows it reads from the table keeps other relays off them:
 /// longer than a publish can take (Redis commands time out after 5 s), so that a claim
 /// does not lapse while its batch is on the wire. A relay that dies holding one only
@@ -199,7 +202,7 @@ impl Relay {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Rows left by an earlier run of this instance are orphans from the start.
         let mut whole_table = true;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(REDIS_DOWN);
         loop {
             let drained = if whole_table || self.overflowed.swap(false, Ordering::AcqRel) {
                 // Everything queued in memory is in the table too, and goes out from there.
@@ -234,7 +237,7 @@ impl Relay {
                         tracing::debug!("outbox relay is publishing from memory");
                     }
                     whole_table = false;
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                 }
                 Err(err) => {
                     if !whole_table {
@@ -244,8 +247,7 @@ impl Relay {
                         );
                     }
                     whole_table = true;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
