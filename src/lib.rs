@@ -12,7 +12,8 @@
 //! - [`http`]: routes, GraphQL-over-HTTP, REST compatibility endpoints, health probes.
 //! - [`bus`]: the outbox, its relay, Redis or in-process transport, and the fan-out of
 //!   status events to subscriptions.
-//! - [`auth`]: who is calling; [`error`]: the one error type and its client codes.
+//! - [`auth`]: who is calling and how they prove it (tokens, passwords, the login throttle);
+//!   [`error`]: the one error type and its client codes.
 //! - [`db`]: connecting and migrating; [`state`]: the shared state; logs: `minifig_common::telemetry`.
 
 pub mod auth;

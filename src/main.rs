@@ -4,10 +4,10 @@ use std::io::BufRead;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use minifig::auth::passwords::PasswordHasher;
 use minifig::config::Settings;
 use minifig::domain::{Address, Email, Password, Role, Username};
 use minifig::services::accounts::{self, NewAccount};
-use minifig::services::passwords::PasswordHasher;
 use minifig::startup::Application;
 use minifig::{db, graphql};
 use minifig_common::telemetry;

@@ -11,6 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::login_throttle::LoginThrottle;
+use crate::auth::passwords::PasswordHasher;
+use crate::auth::tokens::TokenKeys;
 use crate::bus::in_process::InProcessBus;
 use crate::bus::outbox::Relay;
 use crate::bus::redis::RedisBus;
@@ -24,9 +27,6 @@ use crate::http::{HttpState, SocketRegistry, SocketRuntime, router};
 use crate::services::accounts;
 use crate::services::catalog::Catalog;
 use crate::services::feed_reads::FeedReads;
-use crate::services::login_throttle::LoginThrottle;
-use crate::services::passwords::PasswordHasher;
-use crate::services::tokens::TokenKeys;
 use crate::shutdown::{Drain, FINISH_LIMIT, StopSignals};
 use crate::state::AppState;
 
@@ -233,7 +233,7 @@ fn loopback_address(host: &str, port: u16) -> String {
 }
 
 /// Hashing threads: one per core. They run at a lower priority than the executor (see
-/// [`crate::services::passwords`]), so a login storm uses every core without slowing
+/// [`crate::auth::passwords`]), so a login storm uses every core without slowing
 /// other requests (measured by the load suite's `logins` scenario).
 fn hashing_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

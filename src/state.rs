@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::auth::login_throttle::LoginThrottle;
+use crate::auth::passwords::PasswordHasher;
+use crate::auth::tokens::TokenKeys;
 use crate::bus::outbox::Outbox;
 use crate::bus::{Bus, EventHub};
 use crate::config::Settings;
 use crate::services::catalog::Catalog;
 use crate::services::feed_reads::FeedReads;
-use crate::services::login_throttle::LoginThrottle;
-use crate::services::passwords::PasswordHasher;
-use crate::services::tokens::TokenKeys;
 
 #[derive(Clone)]
 pub struct AppState {

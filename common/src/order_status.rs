@@ -15,11 +15,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+// The text form (`as_str`) is the one codec: the database column, the Redis messages and
+// the factory's client all go through it, and GraphQL derives the same names from the
+// variants (a test of the server's GraphQL layer checks that they agree).
 /// Where an order is in its life. SHIPPED, CANCELLED and FAILED are final.
-///
-/// The text form ([`OrderStatus::as_str`]) is the one codec: the database column, the Redis
-/// messages and the factory's client all go through it, and GraphQL derives the same names
-/// from the variants (a test in the server checks they agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[cfg_attr(feature = "sea-orm", derive(sea_orm::DeriveValueType), sea_orm(value_type = "String"))]

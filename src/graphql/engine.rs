@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, Response, ServerError, Value};
+use async_graphql::{Request, Response, ServerError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::AppSchema;
+use super::error_codes::{ArgumentPositions, REQUEST_ERROR, with_codes};
 use super::errors::introspects;
 use super::nul_input;
 
@@ -44,6 +45,8 @@ struct Parsed {
     introspects: bool,
     /// The literal argument holding U+0000, if any.
     nul_literal: Option<String>,
+    /// What tells the client's errors from the server's (see [`super::error_codes`]).
+    arguments: Arc<ArgumentPositions>,
 }
 
 impl Parsed {
@@ -51,6 +54,7 @@ impl Parsed {
         Parsed {
             introspects: asks_for_introspection(&document),
             nul_literal: nul_input::in_document(&document),
+            arguments: Arc::new(ArgumentPositions::of(&document)),
             document,
         }
     }
@@ -64,7 +68,7 @@ impl Engine {
     /// Runs a query or mutation.
     pub async fn execute(&self, request: Request) -> Response {
         match self.prepare(request) {
-            Ok(request) => with_codes(self.schema.execute(request).await),
+            Ok((request, arguments)) => with_codes(self.schema.execute(request).await, &arguments),
             Err(refused) => *refused,
         }
     }
@@ -72,20 +76,23 @@ impl Engine {
     /// Runs any operation as a stream of results (the WebSocket transport).
     pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
         match self.prepare(request) {
-            Ok(request) => self.schema.execute_stream(request).map(with_codes).boxed(),
+            Ok((request, arguments)) => {
+                self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments)).boxed()
+            }
             Err(refused) => futures::stream::once(async move { *refused }).boxed(),
         }
     }
 
     /// Gives the request its parsed document, from the cache when the same text came
-    /// before. A text that does not parse is left to async-graphql, which reports it.
-    fn prepare(&self, mut request: Request) -> Result<Request, Box<Response>> {
+    /// before. A text that does not parse is left to async-graphql, which reports it (its
+    /// error has no path, so it needs no argument positions to be told the client's).
+    fn prepare(&self, mut request: Request) -> Result<(Request, Arc<ArgumentPositions>), Box<Response>> {
         let cached = self.lock().get(&request.query).cloned();
         let parsed = match cached {
             Some(parsed) => parsed,
             None => {
                 let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-                    return Ok(request);
+                    return Ok((request, Arc::default()));
                 };
                 let parsed = Parsed::of(document);
                 if request.query.len() <= MAX_CACHED_QUERY_BYTES {
@@ -109,7 +116,7 @@ impl Engine {
             return Err(refused);
         }
         request.set_parsed_query(parsed.document);
-        Ok(request)
+        Ok((request, parsed.arguments))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parsed>> {
@@ -121,7 +128,7 @@ impl Engine {
 /// A request refused before it runs, with `BAD_USER_INPUT`.
 fn refusal(message: &str) -> Box<Response> {
     let mut error = ServerError::new(message, None);
-    error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+    error.extensions.get_or_insert_with(Default::default).set("code", REQUEST_ERROR);
     Box::new(Response::from_errors(vec![error]))
 }
 
@@ -132,17 +139,4 @@ fn asks_for_introspection(document: &ExecutableDocument) -> bool {
     let operations = document.operations.iter().map(|(_, op)| &op.node.selection_set.node);
     let fragments = document.fragments.values().map(|fragment| &fragment.node.selection_set.node);
     operations.chain(fragments).any(introspects)
-}
-
-/// Gives a code to the errors async-graphql raises itself before any resolver runs: syntax
-/// errors, unknown fields, variables of the wrong type, limits exceeded. All of them are
-/// the client's input being wrong, so `BAD_USER_INPUT`.
-fn with_codes(mut response: Response) -> Response {
-    for error in &mut response.errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_none() {
-            extensions.set("code", Value::from("BAD_USER_INPUT"));
-        }
-    }
-    response
 }

@@ -16,28 +16,21 @@ use crate::error::AppError;
 use crate::services::accounts::{self, Account};
 use crate::services::orders;
 
-/// Loader errors must be `Clone`; the cause is logged once when converted for the client.
+/// Loader errors must be `Clone`, and one failed batch answers every field that waited on
+/// it: the cause is logged once, when the batch fails, not once per field.
 #[derive(Clone)]
 pub struct LoadError(Arc<AppError>);
 
 impl From<AppError> for LoadError {
     fn from(err: AppError) -> Self {
+        err.log_if_internal();
         LoadError(Arc::new(err))
     }
 }
 
 impl From<LoadError> for async_graphql::Error {
     fn from(err: LoadError) -> Self {
-        match Arc::try_unwrap(err.0) {
-            Ok(err) => err.into(),
-            Err(shared) => {
-                let copy = match &*shared {
-                    AppError::Internal(cause) => AppError::Internal(anyhow::anyhow!("{cause:#}")),
-                    other => AppError::Internal(anyhow::anyhow!("{}", other.message())),
-                };
-                copy.into()
-            }
-        }
+        super::errors::client_error(&err.0)
     }
 }
 

@@ -5,14 +5,16 @@ pub mod account;
 pub mod catalog;
 pub mod context;
 pub mod engine;
+pub mod error_codes;
 pub mod errors;
-pub mod inputs;
+pub mod guards;
 pub mod loaders;
+pub mod money;
 mod nul_input;
 pub mod orders;
 pub mod scalars;
-pub mod subscriptions;
-pub mod types;
+#[cfg(test)]
+mod tests;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
@@ -38,7 +40,7 @@ pub struct Query(account::AccountQuery, catalog::CatalogQuery, orders::OrderQuer
 pub struct Mutation(account::AccountMutation, orders::OrderMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(subscriptions::OrderSubscription);
+pub struct Subscription(orders::subscriptions::OrderSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -3,8 +3,8 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
+use crate::auth::tokens::{TokenError, TokenKeys};
 use crate::auth::{Caller, bearer_token};
-use crate::services::tokens::{TokenError, TokenKeys};
 
 /// No header is anonymous; a header that is not a valid bearer token is `Rejected`, never
 /// silently anonymous (see [`crate::auth`]).

@@ -1,4 +1,7 @@
 //! Accounts: registering, logging in, and the service accounts (FACTORY, ADMIN).
+//!
+//! [`sign_up`] and [`log_in`] are what the front doors (GraphQL and REST) call: each ends in
+//! a [`Session`], so that neither front door signs tokens or knows how.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,12 +15,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::auth::Principal;
+use crate::auth::login_throttle::{LoginThrottle, Outcome};
+use crate::auth::passwords::PasswordHasher;
+use crate::auth::tokens::TokenKeys;
 use crate::db;
 use crate::domain::account::EMAIL_MAX;
 use crate::domain::{Address, Email, Password, Role, Username};
 use crate::error::AppError;
-use crate::services::login_throttle::{LoginThrottle, Outcome};
-use crate::services::passwords::PasswordHasher;
 
 /// An account as the rest of the service sees it: everything but the password hash, which
 /// never leaves this module.
@@ -57,6 +62,59 @@ pub struct NewAccount {
     pub address: Address,
 }
 
+impl NewAccount {
+    /// A registration as a client typed it, checked rule by rule; each failure names its
+    /// field as the API calls it.
+    pub fn parse(username: &str, email: &str, password: &str, address: &str) -> Result<Self, AppError> {
+        Ok(NewAccount {
+            username: Username::parse(username).map_err(|e| AppError::bad_input("username", e))?,
+            email: Email::parse(email).map_err(|e| AppError::bad_input("email", e))?,
+            password: Password::parse(password).map_err(|e| AppError::bad_input("password", e))?,
+            address: Address::parse(address).map_err(|e| AppError::bad_input("address", e))?,
+        })
+    }
+}
+
+/// What signing up or logging in gives a client: a fresh access token and its account.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub account: Account,
+}
+
+/// Registers a CUSTOMER account and opens a session for it at once.
+pub async fn sign_up(
+    db: &impl ConnectionTrait,
+    hasher: &PasswordHasher,
+    tokens: &TokenKeys,
+    new: NewAccount,
+) -> Result<Session, AppError> {
+    let account = register(db, hasher, new, Role::Customer).await?;
+    open_session(tokens, account)
+}
+
+/// Checks credentials as [`authenticate`] does and opens a session for the account.
+pub async fn log_in(
+    db: &impl ConnectionTrait,
+    hasher: &PasswordHasher,
+    throttle: &LoginThrottle,
+    tokens: &TokenKeys,
+    login: &str,
+    password: &str,
+    client: IpAddr,
+) -> Result<Session, AppError> {
+    let account = authenticate(db, hasher, throttle, login, password, client).await?;
+    open_session(tokens, account)
+}
+
+fn open_session(tokens: &TokenKeys, account: Account) -> Result<Session, AppError> {
+    let issued = tokens
+        .issue(Principal { user_id: account.id, role: account.role })
+        .map_err(AppError::internal("signing a token"))?;
+    Ok(Session { token: issued.token, expires_at: issued.expires_at, account })
+}
+
 /// Creates an account. Uniqueness is left to the database's unique indexes, so two
 /// concurrent registrations of one name cannot both succeed.
 #[tracing::instrument(skip_all, fields(username = new.username.as_str(), role = role.as_str()))]
@@ -94,7 +152,7 @@ pub async fn register(
 
 /// Checks credentials; `login` is a username (any case) or an email, tried from `client`
 /// (an address, or the network a limit counts as one). Attempts are throttled per login and
-/// client (see [`crate::services::login_throttle`]) and look the same whether or not the
+/// client (see [`crate::auth::login_throttle`]) and look the same whether or not the
 /// account exists.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(

@@ -5,9 +5,6 @@
 pub mod accounts;
 pub mod catalog;
 pub mod feed_reads;
-pub mod login_throttle;
 pub mod order_feed;
 pub mod order_store;
 pub mod orders;
-pub mod passwords;
-pub mod tokens;

@@ -25,7 +25,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 
 use super::CLOSE_GRACE;
 use super::protocol::{Protocol, ServerMessage};
-use crate::services::tokens::TokenError;
+use crate::auth::tokens::TokenError;
 
 /// The reasons the server closes a socket, each with its close code.
 #[derive(Debug, Clone, PartialEq, Eq)]

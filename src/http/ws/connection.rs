@@ -31,10 +31,10 @@ use super::liveness::Liveness;
 use super::protocol::{ClientMessage, Malformed, Protocol, ServerMessage};
 use super::registry::Admission;
 use super::{CLOSE_GRACE, MAX_OPERATIONS_PER_SOCKET, MAX_OUTGOING_MESSAGE_BYTES, SEND_TIMEOUT};
+use crate::auth::tokens::TokenKeys;
 use crate::auth::{Caller, ClientAddress};
 use crate::graphql::Engine;
 use crate::http::lifecycle::PhaseWatch;
-use crate::services::tokens::TokenKeys;
 
 /// What a socket starts with, taken from the upgrade request and the settings.
 pub struct Setup {

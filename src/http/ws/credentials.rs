@@ -12,8 +12,8 @@ use axum::http::header::AUTHORIZATION;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::auth::tokens::{TokenError, TokenKeys};
 use crate::auth::{Caller, bearer_token};
-use crate::services::tokens::{TokenError, TokenKeys};
 
 /// What the client presented.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,15 +1,16 @@
 //! `me`, `register`, `login`.
 
+pub mod inputs;
+pub mod types;
+
 use async_graphql::{Context, Object, Result};
 
-use super::context::{caller, client_address, state};
-use super::inputs::{LoginInput, RegisterInput};
-use super::types::{AuthPayload, User};
-use crate::auth::Principal;
-use crate::domain::Role;
+use self::inputs::{LoginInput, RegisterInput};
+use self::types::{AuthPayload, User};
+use super::context::{client_address, principal, state};
+use super::guards::AuthenticatedGuard;
 use crate::error::AppError;
-use crate::services::accounts::{self, Account};
-use crate::state::AppState;
+use crate::services::accounts;
 
 #[derive(Default)]
 pub struct AccountQuery;
@@ -17,8 +18,9 @@ pub struct AccountQuery;
 #[Object]
 impl AccountQuery {
     /// The logged-in account.
+    #[graphql(guard = "AuthenticatedGuard")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let principal = caller(ctx).require()?;
+        let principal = principal(ctx)?;
         let account = accounts::find(&state(ctx)?.db, principal.user_id)
             .await?
             .ok_or(AppError::Unauthenticated("your account no longer exists"))?;
@@ -34,8 +36,8 @@ impl AccountMutation {
     /// Creates a CUSTOMER account and returns a token for it at once.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
-        let account = accounts::register(&state.db, &state.hasher, input.parse()?, Role::Customer).await?;
-        Ok(auth_payload(state, account)?)
+        let session = accounts::sign_up(&state.db, &state.hasher, &state.tokens, input.parse()?).await?;
+        Ok(session.into())
     }
 
     /// Exchanges a username (or email) and password for a token. Repeated failures for one
@@ -44,17 +46,16 @@ impl AccountMutation {
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
         let client = client_address(ctx)?.group();
-        let account =
-            accounts::authenticate(&state.db, &state.hasher, &state.throttle, &input.username, &input.password, client)
-                .await?;
-        Ok(auth_payload(state, account)?)
+        let session = accounts::log_in(
+            &state.db,
+            &state.hasher,
+            &state.throttle,
+            &state.tokens,
+            &input.username,
+            &input.password,
+            client,
+        )
+        .await?;
+        Ok(session.into())
     }
-}
-
-pub fn auth_payload(state: &AppState, account: Account) -> Result<AuthPayload, AppError> {
-    let issued = state
-        .tokens
-        .issue(Principal { user_id: account.id, role: account.role })
-        .map_err(AppError::internal("signing a token"))?;
-    Ok(AuthPayload { token: issued.token, expires_at: issued.expires_at.into(), user: User(account) })
 }

@@ -3,10 +3,11 @@
 use async_graphql::{Context, ID, Result, Subscription};
 use futures::{Stream, StreamExt};
 
-use super::context::{caller, state};
 use super::inputs::parse_record_id;
-use super::types::OrderStatusEvent;
+use super::status::OrderStatusEvent;
 use crate::error::AppError;
+use crate::graphql::context::{principal, state};
+use crate::graphql::guards::AuthenticatedGuard;
 use crate::services::order_feed::{self, EventCursor};
 use crate::services::orders;
 
@@ -19,13 +20,14 @@ impl OrderSubscription {
     /// event after that version, to resume after a reconnect), then each change as it
     /// happens. Versions strictly increase with no gap; the stream completes after a final
     /// status. The owner, FACTORY or ADMIN only (NOT_FOUND otherwise).
+    #[graphql(guard = "AuthenticatedGuard")]
     async fn order_status(
         &self,
         ctx: &Context<'_>,
         order_id: ID,
         after_version: Option<i32>,
     ) -> Result<impl Stream<Item = Result<OrderStatusEvent>> + use<>> {
-        let principal = caller(ctx).require()?;
+        let principal = principal(ctx)?;
         if after_version.is_some_and(|v| v < 0) {
             return Err(AppError::bad_input("afterVersion", "must not be negative").into());
         }
@@ -52,12 +54,13 @@ impl OrderSubscription {
     /// placed, live, in the order they were committed. With `after` (the `cursor` of an
     /// event received earlier), every event that followed that one is replayed first,
     /// exactly once, to resume after a reconnect; without it, events from now on.
+    #[graphql(guard = "AuthenticatedGuard")]
     async fn my_order_events(
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<OrderStatusEvent>> + use<>> {
-        let principal = caller(ctx).require()?;
+        let principal = principal(ctx)?;
         let after = after
             .map(|text| {
                 EventCursor::decode(&text).ok_or_else(|| AppError::bad_input("after", "is not a cursor of this API"))

@@ -1,11 +1,12 @@
-//! Access tokens: HS256 JWTs with `sub`, `role`, `iat` and `exp`, verified strictly.
+//! Access tokens: HS256 JWTs with `sub`, `role`, `iat` and `exp`, verified strictly, and
+//! how they travel (`Authorization: Bearer <token>`).
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use super::principal::Principal;
 use crate::config::Secret;
 use crate::domain::Role;
 
@@ -93,10 +94,26 @@ impl TokenKeys {
     }
 }
 
+/// Extracts the token from an `Authorization` header value: `Bearer <token>`, scheme in any case.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::Engine;
+
+    #[test]
+    fn bearer_tokens_are_extracted_whatever_the_scheme_case() {
+        assert_eq!(bearer_token("Bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
 
     fn keys() -> TokenKeys {
         TokenKeys::new(&Secret::new("k".repeat(32)), 3600)

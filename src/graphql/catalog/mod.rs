@@ -1,10 +1,13 @@
 //! `figurines`, `packages`, `quote`.
 
+pub mod inputs;
+pub mod types;
+
 use async_graphql::{Context, Object, Result};
 
+use self::inputs::{OrderInput, parse_cart};
+use self::types::{Figurine, Package, Quote};
 use super::context::catalog;
-use super::inputs::{OrderInput, parse_cart};
-use super::types::{Figurine, Package, Quote};
 
 /// What a catalog list costs in query complexity per field selected in it: about the
 /// catalog's size, so that a query selecting `figurines` under a thousand aliases is

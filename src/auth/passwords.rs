@@ -100,7 +100,7 @@ impl PasswordHasher {
     /// threads' low priority keeps them from delaying requests).
     pub fn new(workers: usize) -> anyhow::Result<Self> {
         let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
-            .map_err(|err| anyhow::anyhow!("argon2 parameters rejected: {err}"))?;
+            .map_err(|err| anyhow::Error::new(err).context("argon2 parameters rejected"))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let workers = workers.max(1);
         let dummy_hash = hash_with(&argon2, &uuid::Uuid::new_v4().to_string())?;
@@ -115,7 +115,7 @@ impl PasswordHasher {
                         (queues.next())();
                     }
                 })
-                .map_err(|err| anyhow::anyhow!("cannot start a hashing thread: {err}"))?;
+                .map_err(|err| anyhow::Error::new(err).context("cannot start a hashing thread"))?;
         }
         let admitted = || Arc::new(Semaphore::new(workers * (QUEUE_PER_WORKER + 1)));
         Ok(PasswordHasher { argon2, queues, logins: admitted(), others: admitted(), dummy_hash: dummy_hash.into() })
@@ -139,8 +139,8 @@ impl PasswordHasher {
         let hash = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let matches = self
             .run(Share::Login, move || {
-                let parsed =
-                    PasswordHash::new(&hash).map_err(|err| anyhow::anyhow!("stored hash unreadable: {err}"))?;
+                let parsed = PasswordHash::new(&hash)
+                    .map_err(|err| anyhow::Error::new(err).context("stored hash unreadable"))?;
                 Ok::<_, anyhow::Error>(argon2.verify_password(password.as_bytes(), &parsed).is_ok())
             })
             .await?
@@ -166,7 +166,7 @@ impl PasswordHasher {
                 let _ = done.send(work());
             }),
         );
-        result.await.map_err(|_| AppError::Internal(anyhow::anyhow!("a password hashing job failed")))
+        result.await.map_err(|err| AppError::Internal(anyhow::Error::new(err).context("a password hashing job failed")))
     }
 }
 
@@ -192,7 +192,7 @@ fn hash_with(argon2: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
     argon2
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|err| anyhow::anyhow!("argon2 failed: {err}"))
+        .map_err(|err| anyhow::Error::new(err).context("argon2 failed"))
 }
 
 #[cfg(test)]
