@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::content_type::is_json;
 use super::{HttpState, caller_from_headers};
 use crate::auth::ClientAddress;
 
@@ -246,14 +247,6 @@ fn not_acceptable() -> Response {
         StatusCode::NOT_ACCEPTABLE,
         "this endpoint answers application/graphql-response+json or application/json",
     )
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == mime::JSON)
 }
 
 /// `mutation` or `subscription` when the operation a GET would run is not a query. A

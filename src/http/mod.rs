@@ -3,6 +3,7 @@
 mod auth;
 mod body_limit;
 mod client_address;
+mod content_type;
 mod graphql;
 mod health;
 pub mod lifecycle;

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
-use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::HttpState;
+use super::content_type::is_json;
 use crate::auth::ClientAddress;
 use crate::error::AppError;
 use crate::services::accounts::{self, NewAccount};
@@ -80,11 +81,7 @@ pub async fn login(
 }
 
 fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, AppError> {
-    let is_json =
-        headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<mime::Mime>().ok()).is_some_and(
-            |m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)),
-        );
-    if !is_json {
+    if !is_json(headers) {
         return Err(AppError::bad_input_message("body", "send a JSON body with Content-Type: application/json"));
     }
     serde_json::from_slice(body)
