@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: settings from the environment (one documented table), secrets redacted.
+//! - [`config`]: settings from the environment, each documented once (in its field, from
+//!   which the README's table is generated), secrets redacted.
 //! - [`api`]: typed GraphQL operations generated from `schema.graphql`, the HTTP client,
 //!   token renewal, and what each `extensions.code` means to the factory (an answer about
 //!   the order, a transient failure, or a refusal).
@@ -33,6 +34,6 @@ pub mod source;
 pub mod status;
 pub mod worker;
 
-pub use config::{RedisSettings, Secret, Settings, WorkerSettings};
+pub use config::{RedisSettings, Settings, WorkerSettings};
 pub use source::{Delivery, MemorySource, OrderSource, RedisStreamSource};
 pub use worker::{Factory, run_with_source, shutdown_signal};

@@ -516,7 +516,7 @@ mod tests {
             let settings = WorkerSettings {
                 api_url: "http://127.0.0.1:1/graphql".into(),
                 username: "factory".into(),
-                password: crate::Secret::new("x"),
+                password: secrecy::SecretString::from("x"),
                 step_ms: 1,
                 concurrency: 1,
             };
