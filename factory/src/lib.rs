@@ -17,8 +17,10 @@
 //! - [`source`]: where orders come from ([`OrderSource`]): the Redis stream
 //!   ([`RedisStreamSource`], the `factory` binary) or an in-process queue
 //!   ([`MemorySource`], or the server's own, in embedded mode).
-//! - [`worker`]: the [`Factory`] itself: bounded concurrency, pausing while the circuit is
-//!   open, graceful shutdown.
+//! - [`worker`]: the [`Factory`] itself: its main loop (bounded concurrency, pausing while
+//!   the circuit is open, graceful shutdown); `worker::process` works on one order (its
+//!   turn, the steps, acknowledge or hand back), `worker::order_locks` makes two
+//!   deliveries of one order take turns, `worker::shutdown` waits for SIGINT or SIGTERM.
 //! - logging is set up by `minifig_common::telemetry`.
 //!
 //! # Embedding

@@ -31,15 +31,19 @@ pub const API_CALL: Policy = Policy::new(Duration::from_millis(400), Duration::f
 pub const REDIS_WRITE: Policy = Policy::new(Duration::from_millis(100), Duration::from_secs(1), Some(3));
 
 /// Waiting for something that is down (the API while the circuit is open, or Redis for a
-/// read) to come back: patient, at most 10 s between tries.
-pub const UNTIL_BACK: Policy = Policy::new(Duration::from_millis(250), Duration::from_secs(10), None);
+/// read) to come back: patient, at most [`UNTIL_BACK_MAX`] between tries, and endless.
+pub const UNTIL_BACK: Policy = Policy::new(Duration::from_millis(250), UNTIL_BACK_MAX, None);
+
+/// The longest ceiling of [`UNTIL_BACK`].
+pub const UNTIL_BACK_MAX: Duration = Duration::from_secs(10);
 
 impl Policy {
     pub const fn new(first: Duration, max: Duration, retries: Option<usize>) -> Self {
         Policy { first, max, retries }
     }
 
-    /// The waits before each retry.
+    /// The waits before each retry; endless when there is no retry limit. A loop that
+    /// starts over once what it waited for is back takes a new schedule.
     pub fn delays(&self) -> Delays {
         let schedule = ExponentialBuilder::new().with_factor(2.0).with_min_delay(self.first).with_max_delay(self.max);
         let schedule = match self.retries {
@@ -63,30 +67,6 @@ impl Iterator for Delays {
 
     fn next(&mut self) -> Option<Duration> {
         self.ceilings.next().map(|ceiling| ceiling.mul_f64(self.rng.f64()))
-    }
-}
-
-/// A [`Policy`] for a loop that waits until something comes back and starts over once it
-/// did.
-#[derive(Debug)]
-pub struct Backoff {
-    policy: Policy,
-    delays: Delays,
-}
-
-impl Backoff {
-    pub fn new(policy: Policy) -> Self {
-        Backoff { policy, delays: policy.delays() }
-    }
-
-    /// The next wait; the longest one again once the schedule is used up.
-    pub fn next_delay(&mut self) -> Duration {
-        self.delays.next().unwrap_or(self.policy.max)
-    }
-
-    /// Back to the shortest waits.
-    pub fn reset(&mut self) {
-        self.delays = self.policy.delays();
     }
 }
 
@@ -135,14 +115,15 @@ mod tests {
     }
 
     #[test]
-    fn a_backoff_goes_on_at_its_longest_wait_and_starts_over_on_reset() {
-        let mut backoff = Backoff::new(Policy::new(Duration::from_millis(10), Duration::from_millis(40), Some(2)));
-        for _ in 0..5 {
-            assert!(backoff.next_delay() <= Duration::from_millis(40));
+    fn waiting_until_back_goes_on_at_its_longest_wait_and_a_new_schedule_starts_over() {
+        let mut waits = UNTIL_BACK.delays();
+        for _ in 0..1_000 {
+            let wait = waits.next().expect("an endless schedule");
+            assert!(wait <= UNTIL_BACK_MAX, "{wait:?}");
         }
-        assert_eq!(backoff.next_delay(), Duration::from_millis(40), "the schedule is used up");
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(10));
+        let firsts: Vec<Duration> = (0..200).filter_map(|_| UNTIL_BACK.delays().next()).collect();
+        assert_eq!(firsts.len(), 200);
+        assert!(firsts.iter().all(|first| *first <= Duration::from_millis(250)), "back to the shortest waits");
     }
 
     #[tokio::test]
