@@ -1,39 +1,15 @@
 //! Settings, read once from the environment (or the matching `--flag`).
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `DATABASE_URL` | `sqlite://minifig.db?mode=rwc` | SQLite file or `postgres://…` |
-//! | `REDIS_URL` | unset: in-process bus and factory | `redis://host:6379` to scale out |
-//! | `REDIS_KEY_PREFIX` | `minifig:` | prefix of every Redis key and channel |
-//! | `ORDER_REDELIVER_SECS` | `30` | idle time after which an unfinished order goes to a factory again |
-//! | `ORDERS_STREAM_MAX_LEN` | `100000` | approximate cap on the Redis orders stream (`XADD … MAXLEN ~`) |
-//! | `WS_INIT_TIMEOUT_MS` | `10000` | time a WebSocket client has to send `connection_init`, and an anonymous socket may sit with nothing running (then close 4408) |
-//! | `WS_KEEPALIVE_MS` | `15000` | interval of the server's keep-alive pings on each WebSocket; a socket silent for two intervals is closed (4408) |
-//! | `WS_MAX_SOCKETS` | `20000` | WebSockets open at once on this instance; more are refused with 503 |
-//! | `WS_MAX_SOCKETS_PER_ADDRESS` | `1000` | WebSockets open at once per client address (IPv4 address or IPv6 /64); more are refused with 429 |
-//! | `SHUTDOWN_DRAIN_MS` | `5000` | after SIGTERM, how long `/readyz` answers 503 while everything is still served |
-//! | `SHUTDOWN_CLOSE_SPREAD_MS` | `1000` | after the drain, the window over which the WebSockets are closed (1001), at random |
-//! | `EMBEDDED_FACTORY` | `true` without `REDIS_URL` | run the factory inside the server (in-process bus only) |
-//! | `FACTORY_STEP_MS` | `1000` | the embedded factory's time per production step |
-//! | `HOST` | `127.0.0.1` | address to listen on |
-//! | `TRUSTED_PROXIES` | unset | comma-separated proxy addresses or networks whose `X-Forwarded-For` is believed |
-//! | `PORT` | `8000` | port to listen on (`0` picks a free one) |
-//! | `JWT_SECRET` | random in development | HS256 key, at least 32 bytes; required in production |
-//! | `JWT_TTL_SECS` | `3600` | token lifetime in seconds |
-//! | `FACTORY_USERNAME`, `FACTORY_PASSWORD` | unset | the FACTORY account created at start |
-//! | `APP_ENV` | `development` | `development` or `production` |
-//! | `GRAPHQL_INTROSPECTION` | on in development, off in production | schema introspection |
-//! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
-//! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
-//!
-//! The README's configuration table says the same; keep the two in step.
-
-use std::fmt;
-use std::str::FromStr;
+//! Each setting is documented once, in the doc comment of its field: `minifig --help`
+//! shows them, and `minifig config --markdown` prints the README's table from them
+//! ([`settings_markdown`]; `tests/api/settings_doc.rs` fails when the README is stale).
 
 use anyhow::{Context, bail};
 use base64::Engine;
+use minifig_common::secret;
+use minifig_common::settings_doc;
 use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The embedded default: a SQLite file beside the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://minifig.db?mode=rwc";
@@ -53,13 +29,15 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// Database: `sqlite://path?mode=rwc` (embedded default) or `postgres://user@host/db`.
-    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: Secret,
+    /// The database: a SQLite file (`sqlite://path?mode=rwc`, created when missing) or
+    /// `postgres://user:password@host/db`.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = secret::parse)]
+    pub database_url: SecretString,
     /// Redis (`redis://host:6379/0`): orders and status events travel through it, so any
-    /// number of instances and factories can share the work. Unset: an in-process bus.
-    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<Secret>,
+    /// number of instances and factories can share the work. Unset: an in-process bus,
+    /// and the factory runs inside the server.
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true, value_parser = secret::parse)]
+    pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key and channel, so that deployments can share one Redis.
     #[arg(long, global = true, env = "REDIS_KEY_PREFIX", default_value = "minifig:")]
     pub redis_key_prefix: String,
@@ -111,7 +89,7 @@ pub struct Settings {
     /// Simulated time of each production step of the embedded factory, in milliseconds.
     #[arg(long, global = true, env = "FACTORY_STEP_MS", default_value_t = 1000)]
     pub factory_step_ms: u64,
-    /// Address to listen on.
+    /// Address to listen on (`0.0.0.0` in a container).
     #[arg(long, global = true, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on; 0 asks the OS for a free one (tests do).
@@ -122,22 +100,28 @@ pub struct Settings {
     /// `X-Forwarded-For` believed; by default it is ignored, since any client can send it.
     #[arg(long, global = true, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::parse_trusted_proxy)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// HS256 signing key for access tokens. Required (32+ bytes) when APP_ENV=production.
-    #[arg(long, global = true, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<Secret>,
-    /// Lifetime of an access token, in seconds.
+    /// HS256 signing key for access tokens, at least 32 bytes: **required** when
+    /// `APP_ENV=production`. Unset in development: a random key per run (its tokens die
+    /// with the process).
+    #[arg(long, global = true, env = "JWT_SECRET", hide_env_values = true, value_parser = secret::parse)]
+    pub jwt_secret: Option<SecretString>,
+    /// Lifetime of an access token, in seconds (30 to 2592000).
     #[arg(long, global = true, env = "JWT_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(30..=2_592_000))]
     pub jwt_ttl_secs: u64,
-    /// Username of the FACTORY account to create or update at start.
+    /// Username of the FACTORY account, created (or its password updated) at start; set
+    /// together with `FACTORY_PASSWORD`.
     #[arg(long, global = true, env = "FACTORY_USERNAME", requires = "factory_password")]
     pub factory_username: Option<String>,
     /// Password of the FACTORY account.
-    #[arg(long, global = true, env = "FACTORY_PASSWORD", hide_env_values = true, requires = "factory_username")]
-    pub factory_password: Option<Secret>,
-    /// `development` or `production`.
+    #[arg(long, global = true, env = "FACTORY_PASSWORD", hide_env_values = true, requires = "factory_username", value_parser = secret::parse)]
+    pub factory_password: Option<SecretString>,
+    /// `development` or `production`. Production refuses to start without a strong
+    /// `JWT_SECRET` (or with a secret published in this repository) and turns
+    /// introspection off.
     #[arg(long, global = true, env = "APP_ENV", value_enum, default_value_t = AppEnv::Development)]
     pub app_env: AppEnv,
-    /// Whether clients may introspect the schema; defaults to on in development only.
+    /// Whether clients may introspect the schema (GraphiQL's docs and autocompletion need
+    /// it). Unset: on in development, off in production.
     #[arg(long, global = true, env = "GRAPHQL_INTROSPECTION")]
     pub graphql_introspection: Option<bool>,
     /// `pretty` for people, `json` for log collectors.
@@ -153,14 +137,27 @@ pub enum AppEnv {
 
 pub use minifig_common::telemetry::LogFormat;
 
+/// What is logged when `RUST_LOG` is not set: our own events and request logs, and only
+/// warnings from the database drivers (their `info` is one line per statement). Read by
+/// tracing-subscriber, not clap.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
+
+/// The settings alone, without the binary's subcommands.
+#[derive(clap::Parser)]
+#[command(name = "minifig")]
+struct Only {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// The README's configuration table (`minifig config --markdown`), from the clap definitions.
+pub fn settings_markdown() -> String {
+    settings_doc::markdown(&<Only as clap::CommandFactory>::command(), &[settings_doc::rust_log(DEFAULT_LOG_FILTER)])
+}
+
 impl Settings {
     /// Settings from the environment alone, as `minifig serve` would read them.
     pub fn from_env() -> Result<Self, clap::Error> {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
         <Only as clap::Parser>::try_parse_from(["minifig"]).map(|only| only.settings)
     }
 
@@ -181,15 +178,15 @@ impl Settings {
     }
 
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.expose().starts_with("sqlite:")
+        self.database_url.expose_secret().starts_with("sqlite:")
     }
 
     /// The JWT key to use, and whether it was generated (development only). Production
     /// refuses to start without a strong configured key: tokens signed with a random key
     /// would die with the process, and a short key can be brute-forced offline.
-    pub fn jwt_key(&self) -> anyhow::Result<(Secret, bool)> {
+    pub fn jwt_key(&self) -> anyhow::Result<(SecretString, bool)> {
         match (&self.jwt_secret, self.app_env) {
-            (Some(secret), _) if secret.expose().len() >= MIN_JWT_SECRET_BYTES => Ok((secret.clone(), false)),
+            (Some(secret), _) if secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES => Ok((secret.clone(), false)),
             (Some(_), AppEnv::Production) => {
                 bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long in production")
             }
@@ -202,7 +199,7 @@ impl Settings {
             (None, AppEnv::Development) => {
                 let mut key = [0u8; 48];
                 rand::rngs::OsRng.try_fill_bytes(&mut key).context("no randomness for a JWT key")?;
-                Ok((Secret::new(base64::engine::general_purpose::STANDARD_NO_PAD.encode(key)), true))
+                Ok((SecretString::from(base64::engine::general_purpose::STANDARD_NO_PAD.encode(key)), true))
             }
         }
     }
@@ -215,7 +212,7 @@ impl Settings {
             return Ok(());
         }
         for (name, secret) in [("JWT_SECRET", &self.jwt_secret), ("FACTORY_PASSWORD", &self.factory_password)] {
-            if secret.as_ref().is_some_and(|secret| PUBLISHED_SECRETS.contains(&secret.expose())) {
+            if secret.as_ref().is_some_and(|secret| PUBLISHED_SECRETS.contains(&secret.expose_secret())) {
                 bail!("{name} is one published in the MiniFigurine repository; set one of your own");
             }
         }
@@ -232,55 +229,15 @@ impl Settings {
     }
 }
 
-/// A value that must never reach a log or a response: `Debug` and `Display` are redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: Settings,
-    }
-
     fn parse(args: &[&str]) -> Settings {
         let mut all = vec!["minifig"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap().settings
+        Only::try_parse_from(all).unwrap().settings
     }
 
     #[test]
@@ -290,7 +247,8 @@ mod tests {
         let short = parse(&["--app-env", "production", "--jwt-secret", "short"]);
         assert!(short.jwt_key().is_err());
         let good = parse(&["--app-env", "production", "--jwt-secret", &"s".repeat(32)]);
-        assert_eq!(good.jwt_key().unwrap(), (Secret::new("s".repeat(32)), false));
+        let (key, generated) = good.jwt_key().unwrap();
+        assert_eq!((key.expose_secret(), generated), ("s".repeat(32).as_str(), false));
     }
 
     #[test]
@@ -362,14 +320,15 @@ mod tests {
         let (one, generated) = settings.jwt_key().unwrap();
         let (two, _) = settings.jwt_key().unwrap();
         assert!(generated);
-        assert!(one.expose().len() >= MIN_JWT_SECRET_BYTES);
-        assert_ne!(one, two);
+        assert!(one.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
+        assert_ne!(one.expose_secret(), two.expose_secret());
     }
 
     #[test]
     fn secrets_never_print() {
-        let secret = Secret::new("hunter2hunter2");
-        assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
+        let secret = SecretString::from("hunter2hunter2");
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("REDACTED"), "{shown}");
         let settings =
             parse(&["--jwt-secret", "hunter2hunter2hunter2hunter2hunter2", "--database-url", "postgres://u:pw@h/db"]);
         let shown = format!("{settings:?}");

@@ -1,16 +1,17 @@
-//! The `minifig` binary: `serve` (the default), `migrate`, `schema`, `create-admin`.
+//! The `minifig` binary: `serve` (the default), `migrate`, `schema`, `config`, `create-admin`.
 
 use std::io::BufRead;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use minifig::auth::passwords::PasswordHasher;
-use minifig::config::Settings;
+use minifig::config::{self, DEFAULT_LOG_FILTER, Settings};
 use minifig::domain::{Address, Email, Password, Role, Username};
 use minifig::services::accounts::{self, NewAccount};
 use minifig::startup::Application;
 use minifig::{db, graphql};
 use minifig_common::telemetry;
+use secrecy::ExposeSecret;
 
 /// mimalloc instead of the system allocator: a request allocates many small short-lived
 /// objects, which glibc's malloc served with a sixth of the server's CPU under load, and
@@ -35,6 +36,12 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     Schema,
+    /// Print the settings: `--markdown` is the README's configuration table.
+    Config {
+        /// As a Markdown table (the only format so far).
+        #[arg(long, required = true)]
+        markdown: bool,
+    },
     /// Create an ADMIN account. The password is read from ADMIN_PASSWORD or, if unset, from
     /// the first line of standard input.
     CreateAdmin {
@@ -90,26 +97,30 @@ fn no_huge_pages() {
     }
 }
 
-/// What is logged when `RUST_LOG` is not set: our own events and request logs, and only
-/// warnings from the database drivers (their `info` is one line per statement).
-const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
-
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Schema) = cli.command {
-        print!("{}", graphql::sdl());
-        return Ok(());
+    // These print what the code says, before logging could add to their output.
+    match cli.command {
+        Some(Command::Schema) => {
+            print!("{}", graphql::sdl());
+            return Ok(());
+        }
+        Some(Command::Config { markdown: _ }) => {
+            print!("{}", config::settings_markdown());
+            return Ok(());
+        }
+        _ => {}
     }
     let _log_writer = telemetry::init(cli.settings.log_format, DEFAULT_LOG_FILTER);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Application::build(cli.settings).await?.run_until_stopped().await,
         Command::Migrate => {
-            let db = db::connect(cli.settings.database_url.expose()).await?;
+            let db = db::connect(cli.settings.database_url.expose_secret()).await?;
             db::migrate(&db).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Schema => Ok(()),
+        Command::Schema | Command::Config { .. } => Ok(()),
         Command::CreateAdmin { username, email, address } => {
             create_admin(&cli.settings, &username, &email, &address).await
         }
@@ -131,7 +142,7 @@ async fn create_admin(settings: &Settings, username: &str, email: &str, address:
         password: Password::parse(&password).map_err(|e| anyhow::anyhow!("password {e}"))?,
         address: Address::parse(address).map_err(|e| anyhow::anyhow!("address {e}"))?,
     };
-    let db = db::connect(settings.database_url.expose()).await?;
+    let db = db::connect(settings.database_url.expose_secret()).await?;
     db::migrate(&db).await?;
     let hasher = PasswordHasher::new(1)?;
     let admin = accounts::register(&db, &hasher, account, Role::Admin)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::auth::login_throttle::LoginThrottle;
@@ -55,7 +56,7 @@ impl Application {
         if generated {
             tracing::warn!("JWT_SECRET is not set: using a random key for this run, so tokens die with the process");
         }
-        let db = db::connect(settings.database_url.expose()).await?;
+        let db = db::connect(settings.database_url.expose_secret()).await?;
         db::migrate(&db).await?;
         let catalog = Catalog::load(&db).await.map_err(|err| anyhow::anyhow!("failed to read the catalog: {err:?}"))?;
         tokio::spawn(catalog.clone().keep_fresh(db.clone()));
@@ -70,7 +71,7 @@ impl Application {
         let (bus, throttle): (Arc<dyn Bus>, _) = match &settings.redis_url {
             Some(url) => {
                 let bus = RedisBus::connect(
-                    url.expose(),
+                    url.expose_secret(),
                     &settings.redis_key_prefix,
                     settings.orders_stream_max_len,
                     hub.clone(),
@@ -114,7 +115,7 @@ impl Application {
                 factory::WorkerSettings {
                     api_url: format!("http://{}/graphql", loopback_address(&state.settings.host, port)),
                     username: username.as_str().to_owned(),
-                    password: factory::Secret::new(password.expose()),
+                    password: secrecy::SecretString::from(password.expose()),
                     step_ms: state.settings.factory_step_ms,
                     concurrency: EMBEDDED_FACTORY_CONCURRENCY,
                 },
@@ -205,7 +206,7 @@ fn factory_account(settings: &Settings, embedded: bool) -> anyhow::Result<Option
         (Some(username), Some(password)) => {
             let username = Username::parse(username).map_err(|err| anyhow::anyhow!("FACTORY_USERNAME {err}"))?;
             let password =
-                Password::parse(password.expose()).map_err(|err| anyhow::anyhow!("FACTORY_PASSWORD {err}"))?;
+                Password::parse(password.expose_secret()).map_err(|err| anyhow::anyhow!("FACTORY_PASSWORD {err}"))?;
             Ok(Some((username, password)))
         }
         _ if embedded => {

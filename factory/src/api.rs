@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use graphql_client::GraphQLQuery;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::config::{Secret, WorkerSettings};
+use crate::config::WorkerSettings;
 use crate::status::{OrderStatus, Status};
 
 /// Operations generated from `schema.graphql`. `DateTime` and `ID` are strings on the wire.
@@ -121,7 +122,7 @@ pub struct ApiClient {
     http: reqwest::Client,
     url: String,
     username: String,
-    password: Secret,
+    password: SecretString,
     token: Mutex<Option<Token>>,
 }
 
@@ -224,7 +225,10 @@ impl ApiClient {
 
     async fn fetch_token(&self) -> Result<Token, ApiError> {
         let variables = login::Variables {
-            input: login::LoginInput { username: self.username.clone(), password: self.password.expose().to_owned() },
+            input: login::LoginInput {
+                username: self.username.clone(),
+                password: self.password.expose_secret().to_owned(),
+            },
         };
         let payload = match self.execute::<Login>(variables, None).await {
             Ok(data) => data.login,

@@ -1,26 +1,16 @@
 //! Settings, read once from the environment or the matching flag (`FACTORY_STEP_MS` is
 //! `--factory-step-ms`; `factory --help` lists them).
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `API_URL` | `http://127.0.0.1:8000/graphql` | the GraphQL endpoint the factory moves orders through |
-//! | `REDIS_URL` | required (binary) | `redis://host:6379/0`: where the order stream lives |
-//! | `REDIS_KEY_PREFIX` | `minifig:` | prefix of every key; the stream is `<prefix>orders` |
-//! | `FACTORY_USERNAME` | required | the FACTORY account the factory logs in as |
-//! | `FACTORY_PASSWORD` | required | its password (never printed) |
-//! | `FACTORY_STEP_MS` | `1000` | simulated time of each production step, in milliseconds |
-//! | `FACTORY_CONCURRENCY` | `8` | how many orders one factory works on at once |
-//! | `FACTORY_CLAIM_IDLE_MS` | `30000` | how long an entry may sit idle in another consumer's pending list (a dead factory's) before this factory takes it over; keep it well above `FACTORY_STEP_MS` |
-//! | `FACTORY_STREAM_MAX_LEN` | `100000` | about how many entries the stream keeps when the factory hands an order back (`XADD … MAXLEN ~`); the server caps its own `XADD`s alike |
-//! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
-//! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
-//!
-//! The server embeds the factory with [`WorkerSettings`] alone (no Redis); the binary reads
-//! the whole [`Settings`]. The README's factory table says the same; keep them in step.
+//! Each setting is documented once, in the doc comment of its field: `factory config
+//! --markdown` prints `factory/README.md`'s table from them ([`settings_markdown`]; the
+//! test `settings_doc` fails when the README is stale). The server embeds the factory with
+//! [`WorkerSettings`] alone (no Redis); the binary reads the whole [`Settings`].
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
+
+use minifig_common::secret;
+use minifig_common::settings_doc;
+use secrecy::SecretString;
 
 /// Everything the `factory` binary reads.
 #[derive(Debug, Clone, clap::Parser)]
@@ -39,19 +29,20 @@ pub struct Settings {
 /// builds this by hand to run the factory in-process.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerSettings {
-    /// The GraphQL endpoint of the API.
+    /// The GraphQL endpoint of the API, which the factory moves orders through.
     #[arg(long, env = "API_URL", default_value = DEFAULT_API_URL)]
     pub api_url: String,
-    /// Username of the FACTORY account.
+    /// Username of the FACTORY account the factory logs in as (the server creates it from
+    /// the same variables).
     #[arg(long = "factory-username", env = "FACTORY_USERNAME")]
     pub username: String,
-    /// Password of the FACTORY account.
-    #[arg(long = "factory-password", env = "FACTORY_PASSWORD", hide_env_values = true)]
-    pub password: Secret,
+    /// Password of the FACTORY account (never printed).
+    #[arg(long = "factory-password", env = "FACTORY_PASSWORD", hide_env_values = true, value_parser = secret::parse)]
+    pub password: SecretString,
     /// Simulated time of each production step, in milliseconds.
     #[arg(long = "factory-step-ms", env = "FACTORY_STEP_MS", default_value_t = 1000)]
     pub step_ms: u64,
-    /// Orders worked on at once.
+    /// Orders one factory works on at once (1 to 1024).
     #[arg(long = "factory-concurrency", env = "FACTORY_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
 }
@@ -59,19 +50,23 @@ pub struct WorkerSettings {
 /// Where the binary's orders come from: the Redis stream `<prefix>orders`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisSettings {
-    /// Redis URL, e.g. `redis://127.0.0.1:6379/0`.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Secret,
-    /// Prefix of every Redis key, so that deployments can share one Redis.
+    /// Redis URL, e.g. `redis://127.0.0.1:6379/0`: where the order stream lives.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = secret::parse)]
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key, so that deployments can share one Redis; the stream is
+    /// `<prefix>orders`.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = DEFAULT_KEY_PREFIX)]
     pub redis_key_prefix: String,
     /// Milliseconds an entry may sit idle in another consumer's pending list before this
-    /// factory takes it over (that consumer is presumed dead).
+    /// factory takes it over (that consumer is presumed dead). Keep it well above
+    /// `FACTORY_STEP_MS` and above 5 s: a live factory touches its entries at least that
+    /// often.
     #[arg(long = "factory-claim-idle-ms", env = "FACTORY_CLAIM_IDLE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub claim_idle_ms: u64,
     /// About how many entries the stream keeps when this factory adds one (an order handed
     /// back): `XADD … MAXLEN ~`. The stream is a transport, not the record: the database and
-    /// the server's redelivery sweep recover an order whose entry was trimmed.
+    /// the server's redelivery sweep recover an order whose entry was trimmed. The server
+    /// caps its own `XADD`s alike (`ORDERS_STREAM_MAX_LEN`).
     #[arg(long = "factory-stream-max-len", env = "FACTORY_STREAM_MAX_LEN", default_value_t = DEFAULT_STREAM_MAX_LEN, value_parser = clap::value_parser!(u64).range(1..))]
     pub stream_max_len: u64,
 }
@@ -96,44 +91,24 @@ impl RedisSettings {
 
 pub use minifig_common::telemetry::LogFormat;
 
-/// A value that must never reach a log: `Debug` and `Display` are redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// What is logged when `RUST_LOG` is not set: the factory's own events, and only warnings
+/// from the HTTP and Redis clients. Read by tracing-subscriber, not clap.
+pub const DEFAULT_LOG_FILTER: &str = "info,fred=warn,reqwest=warn,hyper=warn";
 
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
+/// `factory/README.md`'s configuration table (`factory config --markdown`), from the clap
+/// definitions.
+pub fn settings_markdown() -> String {
+    settings_doc::markdown(
+        &<Settings as clap::CommandFactory>::command(),
+        &[settings_doc::rust_log(DEFAULT_LOG_FILTER)],
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use secrecy::ExposeSecret;
 
     fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
         let mut all = vec!["factory"];
@@ -185,6 +160,6 @@ mod tests {
         let settings = parse(&REQUIRED).unwrap();
         let shown = format!("{settings:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("Hunter2"), "{shown}");
-        assert_eq!(settings.worker.password.expose(), "Hunter2-secret");
+        assert_eq!(settings.worker.password.expose_secret(), "Hunter2-secret");
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: settings from the environment (one documented table), secrets redacted.
+//! - [`config`]: settings from the environment, each documented once (in its field, from
+//!   which the README's table is generated), secrets redacted.
 //! - [`api`]: typed GraphQL operations generated from `schema.graphql`, the HTTP client,
 //!   token renewal, and what each `extensions.code` means to the factory (an answer about
 //!   the order, a transient failure, or a refusal).
@@ -16,8 +17,10 @@
 //! - [`source`]: where orders come from ([`OrderSource`]): the Redis stream
 //!   ([`RedisStreamSource`], the `factory` binary) or an in-process queue
 //!   ([`MemorySource`], or the server's own, in embedded mode).
-//! - [`worker`]: the [`Factory`] itself: bounded concurrency, pausing while the circuit is
-//!   open, graceful shutdown.
+//! - [`worker`]: the [`Factory`] itself: its main loop (bounded concurrency, pausing while
+//!   the circuit is open, graceful shutdown); `worker::process` works on one order (its
+//!   turn, the steps, acknowledge or hand back), `worker::order_locks` makes two
+//!   deliveries of one order take turns, `worker::shutdown` waits for SIGINT or SIGTERM.
 //! - logging is set up by `minifig_common::telemetry`.
 //!
 //! # Embedding
@@ -33,6 +36,6 @@ pub mod source;
 pub mod status;
 pub mod worker;
 
-pub use config::{RedisSettings, Secret, Settings, WorkerSettings};
+pub use config::{RedisSettings, Settings, WorkerSettings};
 pub use source::{Delivery, MemorySource, OrderSource, RedisStreamSource};
 pub use worker::{Factory, run_with_source, shutdown_signal};

@@ -1,19 +1,38 @@
 //! The `factory` binary: reads orders from the Redis stream and works on them until SIGINT
-//! or SIGTERM. Settings: `factory --help` (or `factory::config`).
+//! or SIGTERM. Settings: `factory --help` (or `factory::config`); `factory config
+//! --markdown` prints them as the README's table.
 
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Subcommand};
+use factory::config::{DEFAULT_LOG_FILTER, settings_markdown};
 use factory::{Factory, RedisStreamSource, Settings};
 use minifig_common::telemetry;
 
-/// What is logged when `RUST_LOG` is not set: the factory's own events, and only warnings
-/// from the HTTP and Redis clients.
-const DEFAULT_LOG_FILTER: &str = "info,fred=warn,reqwest=warn,hyper=warn";
+// What the binary can do besides its work, which needs no subcommand. (A plain comment: a
+// doc comment here would replace the binary's own `about`.)
+#[derive(Subcommand)]
+enum Command {
+    /// Print the settings: `--markdown` is `factory/README.md`'s configuration table.
+    Config {
+        /// As a Markdown table (the only format so far).
+        #[arg(long, required = true)]
+        markdown: bool,
+    },
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    // The settings stay the top-level command, so that `factory` with no subcommand reads
+    // them exactly as before; a subcommand only lifts their requirements.
+    let mut cli = Command::augment_subcommands(Settings::command()).subcommand_negates_reqs(true);
+    let matches = cli.get_matches_mut();
+    if matches.subcommand().is_some() {
+        let Command::Config { markdown: _ } = Command::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+        print!("{}", settings_markdown());
+        return Ok(());
+    }
+    let settings = Settings::from_arg_matches(&matches).unwrap_or_else(|err| err.format(&mut cli).exit());
     let _log_writer = telemetry::init(settings.log_format, DEFAULT_LOG_FILTER);
     let source = Arc::new(RedisStreamSource::connect(&settings.redis).await?);
     Factory::build(&settings.worker, source.clone())?.run_until_stopped().await?;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use minifig_common::backoff::{Backoff, Delays, Policy, retrying};
+pub use minifig_common::backoff::{Delays, Policy, retrying};
 
 /// One API call, retried in place on a transient failure (a dropped connection, a 502 while
 /// an instance restarts). No limit here: the circuit breaker ([`crate::circuit`]) decides
@@ -19,5 +19,25 @@ pub const API_CALL: Policy = Policy::new(Duration::from_millis(400), Duration::f
 pub const REDIS_WRITE: Policy = Policy::new(Duration::from_millis(100), Duration::from_secs(1), Some(3));
 
 /// Waiting for something that is down (the API while the circuit is open, or Redis for a
-/// read) to come back: patient, at most 10 s between tries.
-pub const UNTIL_BACK: Policy = Policy::new(Duration::from_millis(250), Duration::from_secs(10), None);
+/// read) to come back: patient, at most [`UNTIL_BACK_MAX`] between tries, and endless.
+pub const UNTIL_BACK: Policy = Policy::new(Duration::from_millis(250), UNTIL_BACK_MAX, None);
+
+/// The longest ceiling of [`UNTIL_BACK`].
+pub const UNTIL_BACK_MAX: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_until_back_goes_on_at_its_longest_wait_and_a_new_schedule_starts_over() {
+        let mut waits = UNTIL_BACK.delays();
+        for _ in 0..1_000 {
+            let wait = waits.next().expect("an endless schedule");
+            assert!(wait <= UNTIL_BACK_MAX, "{wait:?}");
+        }
+        let firsts: Vec<Duration> = (0..200).filter_map(|_| UNTIL_BACK.delays().next()).collect();
+        assert_eq!(firsts.len(), 200);
+        assert!(firsts.iter().all(|first| *first <= Duration::from_millis(250)), "back to the shortest waits");
+    }
+}

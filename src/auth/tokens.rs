@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::principal::Principal;
-use crate::config::Secret;
 use crate::domain::Role;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &Secret, ttl_secs: u64) -> Self {
+    pub fn new(secret: &SecretString, ttl_secs: u64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = 0;
@@ -52,8 +52,8 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         let ttl_secs = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2);
         TokenKeys {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            encoding: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
             validation,
             ttl: chrono::Duration::seconds(ttl_secs),
         }
@@ -116,7 +116,7 @@ mod tests {
     }
 
     fn keys() -> TokenKeys {
-        TokenKeys::new(&Secret::new("k".repeat(32)), 3600)
+        TokenKeys::new(&SecretString::from("k".repeat(32)), 3600)
     }
 
     fn principal() -> Principal {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn another_key_or_algorithm_or_a_tampered_payload_is_invalid() {
-        let issued = TokenKeys::new(&Secret::new("x".repeat(32)), 60).issue(principal()).unwrap();
+        let issued = TokenKeys::new(&SecretString::from("x".repeat(32)), 60).issue(principal()).unwrap();
         assert_eq!(keys().verify(&issued.token), Err(TokenError::Invalid));
 
         let now = Utc::now().timestamp();

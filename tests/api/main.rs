@@ -18,6 +18,7 @@ mod redis_half_open;
 mod rest;
 mod scale_out;
 mod schema;
+mod settings_doc;
 mod shutdown;
 mod socket_hygiene;
 mod statements;

@@ -27,7 +27,7 @@ struct RunningFactory {
 impl RunningFactory {
     async fn start(api: &TestApp, redis_url: &str, prefix: &str, claim_idle_ms: u64) -> Self {
         let source = factory::RedisStreamSource::connect(&factory::RedisSettings {
-            redis_url: factory::Secret::new(redis_url),
+            redis_url: secrecy::SecretString::from(redis_url),
             redis_key_prefix: prefix.to_owned(),
             claim_idle_ms,
             stream_max_len: factory::config::DEFAULT_STREAM_MAX_LEN,
@@ -37,7 +37,7 @@ impl RunningFactory {
         let settings = factory::WorkerSettings {
             api_url: format!("{}/graphql", api.address),
             username: FACTORY_USERNAME.to_owned(),
-            password: factory::Secret::new(FACTORY_PASSWORD),
+            password: secrecy::SecretString::from(FACTORY_PASSWORD),
             step_ms: 20,
             concurrency: 8,
         };

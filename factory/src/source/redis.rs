@@ -31,6 +31,7 @@ use fred::prelude::*;
 use fred::types::Value;
 use fred::types::config::Options;
 use fred::types::streams::{XCap, XCapKind, XCapTrim};
+use secrecy::ExposeSecret;
 
 use minifig_common::redis::COMMAND_TIMEOUT;
 
@@ -122,7 +123,7 @@ impl RedisStreamSource {
     /// Connects (in the background: Redis may come up later) and makes sure the group
     /// exists when Redis already answers.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let url = settings.redis_url.expose();
+        let url = settings.redis_url.expose_secret();
         let source = RedisStreamSource {
             writer: client(url)?,
             reader: client(url)?,

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use factory::{Factory, RedisSettings, RedisStreamSource, Secret, WorkerSettings};
+use factory::{Factory, RedisSettings, RedisStreamSource, WorkerSettings};
 use fred::prelude::*;
 use fred::types::Value as RedisValue;
 use minifig::config::Settings;
 use minifig::startup::Application;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -214,7 +215,7 @@ impl TestApp {
         WorkerSettings {
             api_url: self.api_url.clone(),
             username: FACTORY_USERNAME.into(),
-            password: Secret::new(FACTORY_PASSWORD),
+            password: SecretString::from(FACTORY_PASSWORD),
             step_ms,
             concurrency,
         }

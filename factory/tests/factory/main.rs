@@ -7,5 +7,6 @@ mod fault;
 mod helpers;
 mod lifecycle;
 mod process;
+mod settings_doc;
 mod stream;
 mod trim;

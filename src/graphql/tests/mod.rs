@@ -22,12 +22,13 @@ use crate::auth::{Caller, ClientAddress, Principal};
 use crate::bus::in_process::InProcessBus;
 use crate::bus::outbox::Relay;
 use crate::bus::{Bus, EventHub};
-use crate::config::{Secret, Settings};
+use crate::config::Settings;
 use crate::db;
 use crate::domain::Role;
 use crate::services::catalog::Catalog;
 use crate::services::feed_reads::FeedReads;
 use crate::state::AppState;
+use secrecy::SecretString;
 
 /// A migrated database and the state over it, as `startup` builds them.
 struct Harness {
@@ -51,7 +52,7 @@ impl Harness {
             feed_reads: FeedReads::start(db.clone()),
             db,
             catalog,
-            tokens: TokenKeys::new(&Secret::new("k".repeat(32)), 3600),
+            tokens: TokenKeys::new(&SecretString::from("k".repeat(32)), 3600),
             hasher: PasswordHasher::new(1).expect("a hasher"),
             throttle: LoginThrottle::local(),
             bus,

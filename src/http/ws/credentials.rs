@@ -89,12 +89,12 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
+    use secrecy::SecretString;
     use serde_json::json;
     use uuid::Uuid;
 
     use super::*;
     use crate::auth::Principal;
-    use crate::config::Secret;
     use crate::domain::Role;
 
     fn payload(value: Value) -> Credential {
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn authentication_yields_the_caller_and_the_expiry() {
-        let keys = TokenKeys::new(&Secret::new("k".repeat(32)), 60);
+        let keys = TokenKeys::new(&SecretString::from("k".repeat(32)), 60);
         let principal = Principal { user_id: Uuid::now_v7(), role: Role::Customer };
         let issued = keys.issue(principal).unwrap();
         let (caller, expires_at) = Credential::Token(issued.token).authenticate(&keys).unwrap();

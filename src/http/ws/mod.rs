@@ -16,11 +16,13 @@
 //!
 //! # Layout
 //!
-//! - [`protocol`]: the messages of both subprotocols, parsed strictly and rendered.
+//! - [`protocol`]: what both subprotocols send: their messages, parsed strictly and
+//!   rendered, and the close codes with their reasons (the whole table).
 //! - [`credentials`]: the token from the `connection_init` payload or the upgrade header.
-//! - [`connection`]: one socket's state machine, operations and timers.
+//! - [`connection`]: one socket's state machine, the client's messages, its operations and
+//!   its timers.
 //! - [`liveness`]: whether the client still answers (WebSocket pings, two intervals).
-//! - [`close`]: the close codes, their reasons, the closing handshake.
+//! - [`close`]: the closing handshake.
 //! - [`registry`]: how many sockets are open, in total and per client address, and the caps.
 //! - [`runtime`]: the runtime sockets run on, apart from HTTP requests.
 //!
@@ -31,7 +33,7 @@
 //! every subscription needs a token, so it has nothing to wait for); nothing at all
 //! received for two `WS_KEEPALIVE_MS` intervals, not even the automatic answer to a ping
 //! frame (4408); its token expiring (4403). After SIGTERM and the drain every socket is
-//! closed with 1001 (see [`crate::http::lifecycle`]). [`close`] has the whole table.
+//! closed with 1001 (see [`crate::http::lifecycle`]). [`protocol`] has the whole table.
 //!
 //! # What a socket costs, and the limits
 //!

@@ -1,55 +1,10 @@
-//! The two subprotocols' messages: what a client may send, parsed strictly, and what the
-//! server sends, rendered per subprotocol.
-//!
-//! | meaning | `graphql-transport-ws` | legacy `graphql-ws` |
-//! | --- | --- | --- |
-//! | client opens the connection | `connection_init` | `connection_init` |
-//! | server accepts it | `connection_ack` | `connection_ack` |
-//! | server refuses it / a fatal error | close code (4400, 4401, 4403, …) | `connection_error`, then the same close code |
-//! | client starts an operation | `subscribe` | `start` |
-//! | a result | `next` | `data` |
-//! | the operation failed before producing a result | `error` (GraphQL errors array) | `error` (GraphQL errors array) |
-//! | the operation is over (server) | `complete` | `complete` |
-//! | client stops an operation | `complete` | `stop` |
-//! | keep-alive from the server | `ping` (client answers `pong`) | `ka` |
-//! | client heartbeat | `ping` -> `pong` | none |
-//! | client leaves | close frame | `connection_terminate` |
+//! What a client may send, in either subprotocol, parsed strictly: anything else is
+//! [`Malformed`] and closes the socket with 4400.
 
-use async_graphql::{Request, Response, ServerError};
+use async_graphql::Request;
 use serde_json::{Map, Value, json};
 
-/// The subprotocol a socket speaks, chosen from `Sec-WebSocket-Protocol` at the upgrade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `graphql-transport-ws`: the graphql-ws library's protocol (GraphiQL, Apollo Client,
-    /// urql). <https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md>
-    TransportWs,
-    /// `graphql-ws`: the legacy subscriptions-transport-ws protocol (GraphQL Playground).
-    LegacyWs,
-}
-
-impl Protocol {
-    pub const TRANSPORT_WS: &'static str = "graphql-transport-ws";
-    pub const LEGACY_WS: &'static str = "graphql-ws";
-
-    /// The subprotocol names, in the order of preference used when a client offers both.
-    pub const NAMES: [&'static str; 2] = [Self::TRANSPORT_WS, Self::LEGACY_WS];
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            Self::TRANSPORT_WS => Some(Protocol::TransportWs),
-            Self::LEGACY_WS => Some(Protocol::LegacyWs),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::TransportWs => Self::TRANSPORT_WS,
-            Protocol::LegacyWs => Self::LEGACY_WS,
-        }
-    }
-}
+use super::Protocol;
 
 /// A message from the client, whichever subprotocol it came in.
 #[derive(Debug)]
@@ -71,6 +26,13 @@ pub enum ClientMessage {
 /// Why a text message is not one the subprotocol allows; the text becomes the 4400 reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed(pub String);
+
+impl Malformed {
+    /// A binary frame: both subprotocols are text only.
+    pub fn binary_frame() -> Self {
+        Malformed("Invalid message: binary frames are not part of the protocol".to_owned())
+    }
+}
 
 impl ClientMessage {
     /// Parses one text message as `protocol` defines it. Anything else, including a
@@ -143,85 +105,6 @@ fn request(mut payload: Map<String, Value>) -> Result<Request, Malformed> {
     serde_json::from_value(request).map_err(|_| malformed("the payload is not a GraphQL request"))
 }
 
-/// A message from the server.
-#[derive(Debug)]
-pub enum ServerMessage<'a> {
-    ConnectionAck,
-    /// Legacy only: the connection is refused or about to be closed, and why.
-    ConnectionError {
-        message: &'a str,
-    },
-    /// `ping` / `ka`: sent every keep-alive interval.
-    KeepAlive,
-    /// graphql-transport-ws only: the answer to the client's `ping`.
-    Pong {
-        payload: Option<&'a Map<String, Value>>,
-    },
-    /// `next` / `data`: one result of an operation.
-    Next {
-        id: &'a str,
-        payload: &'a Response,
-    },
-    /// `error`: the operation failed before producing any result; nothing follows.
-    Error {
-        id: &'a str,
-        errors: &'a [ServerError],
-    },
-    /// `complete`: the operation is over.
-    Complete {
-        id: &'a str,
-    },
-}
-
-impl ServerMessage<'_> {
-    /// The JSON text of this message in `protocol`. Written straight from the response, so
-    /// its objects keep the selection set's order (GraphQL spec, "Serialized Map Ordering").
-    pub fn render(&self, protocol: Protocol) -> String {
-        let legacy = protocol == Protocol::LegacyWs;
-        let (kind, id, payload) = match self {
-            ServerMessage::ConnectionAck => ("connection_ack", None, None),
-            ServerMessage::ConnectionError { message } => {
-                ("connection_error", None, Some(Payload::Message { message }))
-            }
-            ServerMessage::KeepAlive => (if legacy { "ka" } else { "ping" }, None, None),
-            ServerMessage::Pong { payload } => ("pong", None, payload.map(Payload::Object)),
-            ServerMessage::Next { id, payload } => {
-                (if legacy { "data" } else { "next" }, Some(*id), Some(Payload::Response(payload)))
-            }
-            ServerMessage::Error { id, errors } => ("error", Some(*id), Some(Payload::Errors(errors))),
-            ServerMessage::Complete { id } => ("complete", Some(*id), None),
-        };
-        let envelope = Envelope { kind, id, payload };
-        serde_json::to_string(&envelope).unwrap_or_else(|_| {
-            // Only a serializer failure gets here (a map with non-string keys, which
-            // GraphQL values cannot hold): tell the client without internals.
-            let id = id.map(|id| format!(",\"id\":{}", serde_json::Value::from(id))).unwrap_or_default();
-            format!(
-                "{{\"type\":\"error\"{id},\"payload\":[{{\"message\":\"internal server error\",\"extensions\":{{\"code\":\"INTERNAL_SERVER_ERROR\"}}}}]}}"
-            )
-        })
-    }
-}
-
-#[derive(serde::Serialize)]
-struct Envelope<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<Payload<'a>>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Payload<'a> {
-    Message { message: &'a str },
-    Object(&'a Map<String, Value>),
-    Response(&'a Response),
-    Errors(&'a [ServerError]),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,30 +172,5 @@ mod tests {
         );
         assert!(parse(t, json!({"type": "subscribe", "id": 1, "payload": {"query": "{ x }"}})).is_err());
         assert!(parse(t, json!({"type": "complete"})).is_err());
-    }
-
-    #[test]
-    fn server_messages_use_each_subprotocols_names() {
-        let rendered = |message: ServerMessage<'_>, protocol| -> Value {
-            serde_json::from_str(&message.render(protocol)).unwrap()
-        };
-        let response = Response::new(async_graphql::Value::Null);
-        let next = || ServerMessage::Next { id: "7", payload: &response };
-        assert_eq!(
-            rendered(next(), Protocol::TransportWs),
-            json!({"type": "next", "id": "7", "payload": {"data": null}})
-        );
-        assert_eq!(rendered(next(), Protocol::LegacyWs), json!({"type": "data", "id": "7", "payload": {"data": null}}));
-        assert_eq!(rendered(ServerMessage::KeepAlive, Protocol::TransportWs), json!({"type": "ping"}));
-        assert_eq!(rendered(ServerMessage::KeepAlive, Protocol::LegacyWs), json!({"type": "ka"}));
-        let errors = [ServerError::new("nope", None)];
-        assert_eq!(
-            rendered(ServerMessage::Error { id: "7", errors: &errors }, Protocol::TransportWs),
-            json!({"type": "error", "id": "7", "payload": [{"message": "nope"}]})
-        );
-        assert_eq!(
-            rendered(ServerMessage::ConnectionError { message: "no" }, Protocol::LegacyWs),
-            json!({"type": "connection_error", "payload": {"message": "no"}})
-        );
     }
 }

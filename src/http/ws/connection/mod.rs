@@ -9,28 +9,34 @@
 //! socket that cannot send (its client is slow) stops pulling results instead of queueing
 //! them: the event hub's bounded channels then overflow into a re-read from the database
 //! for that subscription alone, and nobody else waits.
+//!
+//! - this module: the socket's task, its state and its timers (the deadline, keep-alives);
+//! - [`messages`]: what the client sends (`connection_init`, operations, pings, leaving);
+//! - [`operations`]: the running operations and their results.
+
+mod messages;
+mod operations;
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Request, Response, ServerError};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket};
 use chrono::{DateTime, Utc};
-use futures::stream::{self, AbortHandle, BoxStream, SelectAll};
+use futures::stream::{BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 use tracing::Instrument;
 
-use super::close::{Fatal, close, close_for};
+use self::operations::{Item, Running};
+use super::close::{close, close_for};
 use super::credentials::Credential;
 use super::liveness::Liveness;
-use super::protocol::{ClientMessage, Malformed, Protocol, ServerMessage};
+use super::protocol::{self, Fatal, Protocol, ServerMessage};
 use super::registry::Admission;
-use super::{CLOSE_GRACE, MAX_OPERATIONS_PER_SOCKET, MAX_OUTGOING_MESSAGE_BYTES, SEND_TIMEOUT};
+use super::{CLOSE_GRACE, SEND_TIMEOUT};
 use crate::auth::tokens::TokenKeys;
 use crate::auth::{Caller, ClientAddress};
 use crate::graphql::Engine;
@@ -73,7 +79,9 @@ pub async fn serve(mut socket: WebSocket, setup: Setup, admission: Admission) {
                 tracing::debug!("the client closed the socket");
             }
             End::TooSlow => tracing::info!("closed a WebSocket whose client does not read what it is sent"),
-            End::Terminated => close(&mut socket, 1000, "Normal Closure", None).await,
+            End::Terminated => {
+                close(&mut socket, protocol::NORMAL_CLOSURE_CODE, protocol::NORMAL_CLOSURE_REASON, None).await
+            }
             End::Fatal(fatal) => close_for(&mut socket, protocol, &fatal).await,
         }
     }
@@ -120,19 +128,6 @@ impl Deadline {
         }
     }
 }
-
-/// One running operation.
-struct Running {
-    /// Tells this operation's results from those of an earlier one under the same id.
-    generation: u64,
-    abort: AbortHandle,
-    /// Whether a result was sent: an error before any is sent as `error`, not `next`.
-    answered: bool,
-}
-
-/// What an operation's stream yields: `(id, generation, Some(result))`, then once
-/// `(id, generation, None)` when it ends by itself.
-type Item = (Arc<str>, u64, Option<Response>);
 
 struct Connection {
     protocol: Protocol,
@@ -256,77 +251,6 @@ impl Connection {
         }
     }
 
-    async fn on_client(
-        &mut self,
-        socket: &mut WebSocket,
-        message: Option<Result<Message, axum::Error>>,
-    ) -> Result<(), End> {
-        match message {
-            None => Err(End::Left),
-            Some(Err(err)) => Err(read_error(&err)),
-            Some(Ok(Message::Text(text))) => match ClientMessage::parse(self.protocol, text.as_str()) {
-                Ok(message) => self.on_message(socket, message).await,
-                Err(Malformed(why)) => Err(End::Fatal(Fatal::Malformed(why))),
-            },
-            Some(Ok(Message::Binary(_))) => {
-                Err(End::Fatal(Fatal::Malformed("Invalid message: binary frames are not part of the protocol".into())))
-            }
-            // WebSocket-level pings are answered by tungstenite itself.
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-            Some(Ok(Message::Close(_))) => Err(End::ClientClosed),
-        }
-    }
-
-    async fn on_message(&mut self, socket: &mut WebSocket, message: ClientMessage) -> Result<(), End> {
-        match message {
-            ClientMessage::ConnectionInit { payload } => {
-                let Some((keys, header)) = self.pending.take() else {
-                    return Err(End::Fatal(Fatal::TooManyInits));
-                };
-                let credential = Credential::from_init_payload(payload.as_ref()).or(header);
-                let (caller, expires_at) =
-                    credential.authenticate(&keys).map_err(|err| End::Fatal(Fatal::Forbidden(err)))?;
-                self.caller = caller;
-                self.arm_expiry(expires_at);
-                self.keepalive.reset();
-                send(socket, self.protocol, ServerMessage::ConnectionAck).await?;
-                if self.protocol == Protocol::LegacyWs {
-                    // subscriptions-transport-ws clients start their keep-alive watch on
-                    // the first `ka`, so it follows the ack at once.
-                    send(socket, self.protocol, ServerMessage::KeepAlive).await?;
-                }
-                Ok(())
-            }
-            ClientMessage::Ping { payload } => {
-                send(socket, self.protocol, ServerMessage::Pong { payload: payload.as_ref() }).await
-            }
-            ClientMessage::Pong => Ok(()),
-            ClientMessage::Subscribe { id, request } => {
-                if self.pending.is_some() {
-                    return Err(End::Fatal(Fatal::Unauthorized));
-                }
-                if self.operations.contains_key(&id) {
-                    return Err(End::Fatal(Fatal::DuplicateId(id)));
-                }
-                if self.operations.len() >= MAX_OPERATIONS_PER_SOCKET {
-                    let error = bad_input(format!(
-                        "too many operations on one connection (at most {MAX_OPERATIONS_PER_SOCKET}); complete some first or open another connection"
-                    ));
-                    return send(socket, self.protocol, ServerMessage::Error { id: &id, errors: &[error] }).await;
-                }
-                self.start(id, *request);
-                Ok(())
-            }
-            ClientMessage::Complete { id } => {
-                if let Some(operation) = self.operations.remove(&id) {
-                    operation.abort.abort();
-                }
-                Ok(())
-            }
-            ClientMessage::Terminate => Err(End::Terminated),
-        }
-    }
-
     /// Closes the socket when the token expires, whatever the client is doing (or when the
     /// instance closes it, if that comes first).
     fn arm_expiry(&mut self, expires_at: Option<DateTime<Utc>>) {
@@ -340,68 +264,6 @@ impl Connection {
             }
             None if self.going_away => {}
             None => self.deadline_means = None,
-        }
-    }
-
-    fn start(&mut self, id: String, request: Request) {
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        let key: Arc<str> = Arc::from(id.as_str());
-        let end = (key.clone(), generation, None);
-        let results = self
-            .schema
-            .execute_stream(request.data(self.caller.clone()).data(self.client))
-            .map(move |result| (key.clone(), generation, Some(result)))
-            .chain(stream::once(futures::future::ready(end)));
-        let (results, abort) = stream::abortable(results);
-        self.results.push(results.boxed());
-        self.operations.insert(id, Running { generation, abort, answered: false });
-    }
-
-    async fn on_result(
-        &mut self,
-        socket: &mut WebSocket,
-        id: Arc<str>,
-        generation: u64,
-        result: Option<Response>,
-    ) -> Result<(), End> {
-        let Some(operation) = self.operations.get_mut(&*id).filter(|op| op.generation == generation) else {
-            // Stopped by the client meanwhile.
-            return Ok(());
-        };
-        let Some(response) = result else {
-            self.operations.remove(&*id);
-            return send(socket, self.protocol, ServerMessage::Complete { id: &id }).await;
-        };
-        // Failed before producing anything (parse, validation, NOT_FOUND at subscribe…):
-        // one `error` message, and no `complete` after it.
-        let failed_before_any_result =
-            !operation.answered && response.data == async_graphql::Value::Null && !response.errors.is_empty();
-        operation.answered = true;
-        let text = if failed_before_any_result {
-            None
-        } else {
-            Some(ServerMessage::Next { id: &id, payload: &response }.render(self.protocol))
-                .filter(|text| text.len() <= MAX_OUTGOING_MESSAGE_BYTES)
-        };
-        match text {
-            Some(text) => send_text(socket, text).await,
-            None => {
-                if let Some(operation) = self.operations.remove(&*id) {
-                    operation.abort.abort();
-                }
-                let too_large;
-                let errors = if failed_before_any_result {
-                    &response.errors[..]
-                } else {
-                    too_large = [bad_input(format!(
-                        "the result is larger than {} KiB, too large to send over the WebSocket; run this operation over HTTP",
-                        MAX_OUTGOING_MESSAGE_BYTES / 1024
-                    ))];
-                    &too_large[..]
-                };
-                send(socket, self.protocol, ServerMessage::Error { id: &id, errors }).await
-            }
         }
     }
 }
@@ -422,25 +284,5 @@ async fn send_frame(socket: &mut WebSocket, message: Message) -> Result<(), End>
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Left),
         Err(_) => Err(End::TooSlow),
-    }
-}
-
-/// A `BAD_USER_INPUT` error not tied to a field.
-fn bad_input(message: String) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
-    error
-}
-
-/// What a failed read means. axum hides tungstenite's error type (of a version this crate
-/// does not depend on), so its message is what tells them apart; the tests pin both.
-fn read_error(err: &axum::Error) -> End {
-    let text = err.to_string();
-    if text.starts_with("Space limit exceeded") {
-        End::Fatal(Fatal::MessageTooBig)
-    } else if text.starts_with("WebSocket protocol error") || text.starts_with("UTF-8 encoding error") {
-        End::Fatal(Fatal::FramingError)
-    } else {
-        End::Left
     }
 }
