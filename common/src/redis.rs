@@ -7,6 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use fred::prelude::{Builder, Config, ReconnectPolicy};
 use fred::types::config::{TcpConfig, UnresponsiveConfig};
+use fred::types::streams::{XCap, XCapKind, XCapTrim};
+
+/// The orders stream, under the deployment's key prefix (contract, section 5).
+pub const ORDERS_STREAM: &str = "orders";
+/// The stream entry's field that names the order (contract, section 5).
+pub const ORDER_ID_FIELD: &str = "order_id";
 
 /// How long a command may wait, including while reconnecting, before its caller sees it
 /// fail (and retries, or reports Redis down).
@@ -40,6 +46,13 @@ pub fn builder(url: &str, unresponsive_after: Duration) -> anyhow::Result<Builde
         })
         .with_performance_config(|performance| performance.default_command_timeout = COMMAND_TIMEOUT);
     Ok(builder)
+}
+
+/// `MAXLEN ~ <max_len>`, the cap of every `XADD` to the orders stream: approximate, so that
+/// Redis trims whole nodes, at no cost to speak of.
+pub fn stream_cap(max_len: u64) -> XCap {
+    let max_len = i64::try_from(max_len).unwrap_or(i64::MAX);
+    XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, max_len)).unwrap_or_else(|_| XCap::from(None))
 }
 
 #[cfg(test)]

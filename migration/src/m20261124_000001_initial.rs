@@ -1,5 +1,8 @@
 //! The initial schema of MiniFigurine and the seeded catalog.
 //!
+//! Longer than a module should be, and left so: a released migration is history, frozen as
+//! it ran (changes go in new migrations), so it is not split after the fact.
+//!
 //! Everything here must run unchanged on SQLite and PostgreSQL, so foreign keys and CHECK
 //! constraints are declared inside `CREATE TABLE` (SQLite cannot add them later) and the only
 //! expression index (`lower(username)`) is one both backends accept.

@@ -10,13 +10,12 @@ use anyhow::Context;
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
+use minifig_common::redis::{ORDER_ID_FIELD, ORDERS_STREAM, stream_cap};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Bus, EventHub, OutboxMessage};
 use crate::domain::StatusEvent;
 
-/// The stream of orders for the factories, under the key prefix.
-pub const ORDERS_STREAM: &str = "orders";
 /// The channel of status events, under the key prefix.
 pub const STATUS_CHANNEL: &str = "order-status";
 /// fred's pub/sub receiver is a broadcast channel; make it deep enough to ride out bursts.
@@ -36,7 +35,7 @@ pub struct RedisBus {
     _subscriber: SubscriberClient,
     stream: String,
     /// `MAXLEN ~` of every XADD to the stream.
-    stream_max_len: i64,
+    stream_max_len: u64,
     channel: String,
 }
 
@@ -113,7 +112,7 @@ impl RedisBus {
             client,
             _subscriber: subscriber,
             stream: format!("{prefix}{ORDERS_STREAM}"),
-            stream_max_len: i64::try_from(stream_max_len).unwrap_or(i64::MAX),
+            stream_max_len,
             channel,
         })
     }
@@ -140,10 +139,9 @@ impl Bus for RedisBus {
                     .xadd::<(), _, _, _, _>(
                         &self.stream,
                         false,
-                        // Approximate (`~`): Redis then trims whole nodes, at no cost to speak of.
-                        ("MAXLEN", "~", self.stream_max_len),
+                        stream_cap(self.stream_max_len),
                         "*",
-                        vec![("order_id", order_id.to_string())],
+                        vec![(ORDER_ID_FIELD, order_id.to_string())],
                     )
                     .await
                     .context("queueing an order for the Redis stream"),

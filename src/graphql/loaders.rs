@@ -14,7 +14,7 @@ use crate::domain::StatusEvent;
 use crate::domain::{AppliedDiscount, PricedLine};
 use crate::error::AppError;
 use crate::services::accounts::{self, Account};
-use crate::services::orders;
+use crate::services::order_details;
 
 /// Loader errors must be `Clone`, and one failed batch answers every field that waited on
 /// it: the cause is logged once, when the batch fails, not once per field.
@@ -53,8 +53,8 @@ macro_rules! loader {
 loader!(/// Accounts by id.
     UserLoader, Account, accounts::find_many);
 loader!(/// An order's lines by order id.
-    LinesLoader, Vec<PricedLine>, orders::lines_of);
+    LinesLoader, Vec<PricedLine>, order_details::lines_of);
 loader!(/// An order's applied discounts by order id.
-    DiscountsLoader, Vec<AppliedDiscount>, orders::discounts_of);
+    DiscountsLoader, Vec<AppliedDiscount>, order_details::discounts_of);
 loader!(/// An order's history by order id.
-    HistoryLoader, Vec<StatusEvent>, orders::history_of);
+    HistoryLoader, Vec<StatusEvent>, order_details::history_of);

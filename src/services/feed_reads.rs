@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use crate::domain::StatusEvent;
 use crate::error::AppError;
-use crate::services::orders::{self, Order};
+use crate::services::order_details;
+use crate::services::orders::Order;
 
 /// Readers serving the queue at once, each holding at most one pool connection.
 pub const READERS: usize = 2;
@@ -121,7 +122,7 @@ type Found = (HashMap<Uuid, Order>, HashMap<Uuid, Vec<StatusEvent>>);
 async fn read(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Found, AppError> {
     // Events first: an order read after its events is never older than them, so a
     // subscription never stops before an event it has not yet seen.
-    let events = orders::history_of(db, ids).await?;
+    let events = order_details::history_of(db, ids).await?;
     let models = order::Entity::find().filter(order::Column::Id.is_in(ids.iter().copied())).all(db).await?;
     let mut orders = HashMap::with_capacity(models.len());
     for model in models {

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod feed_reads;
+pub mod order_details;
 pub mod order_feed;
 pub mod order_store;
 pub mod orders;

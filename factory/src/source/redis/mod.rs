@@ -30,18 +30,20 @@ use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::Value;
 use fred::types::config::Options;
-use fred::types::streams::{XCap, XCapKind, XCapTrim};
 use secrecy::ExposeSecret;
 
-use minifig_common::redis::COMMAND_TIMEOUT;
+pub use minifig_common::redis::ORDER_ID_FIELD;
+use minifig_common::redis::{COMMAND_TIMEOUT, ORDERS_STREAM};
 
+mod release;
+mod replies;
+
+use self::replies::{Autoclaim, Entry, parse_autoclaim, parse_read};
 use super::{Delivery, OrderSource};
 use crate::config::RedisSettings;
 
 /// The consumer group every factory reads with (contract, section 5).
 pub const CONSUMER_GROUP: &str = "factory";
-/// The entry field that names the order (contract, section 5).
-pub const ORDER_ID_FIELD: &str = "order_id";
 
 /// How long one `XREADGROUP` waits for new entries: short, so that a shutdown or a pause
 /// never waits long for a read to come back.
@@ -65,19 +67,6 @@ macro_rules! with_group {
 /// How long a command may go unanswered before its connection counts as dead; longer
 /// than any blocking read.
 const UNRESPONSIVE: Duration = Duration::from_secs(10);
-
-/// `release`: hand the order back as a new entry (capping the stream at about ARGV[5]
-/// entries) and drop the old one, atomically. Only when the old entry was still pending,
-/// or is gone from the stream: if it was acknowledged meanwhile the order is final and
-/// re-adding it would be a pointless delivery, but an entry trimmed away while pending
-/// was dropped from the pending list by Redis, and its order still needs a factory.
-const RELEASE_SCRIPT: &str = r"
-local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if acked == 1 or #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
-  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', ARGV[3], ARGV[4])
-end
-return false
-";
 
 /// `close`: forget this consumer, but only when it holds nothing (deleting a consumer
 /// drops its pending entries).
@@ -127,7 +116,7 @@ impl RedisStreamSource {
         let source = RedisStreamSource {
             writer: client(url)?,
             reader: client(url)?,
-            stream: format!("{}orders", settings.redis_key_prefix),
+            stream: format!("{}{ORDERS_STREAM}", settings.redis_key_prefix),
             consumer: consumer_name(),
             claim_idle: settings.claim_idle(),
             max_len: settings.stream_max_len,
@@ -346,46 +335,6 @@ impl OrderSource for RedisStreamSource {
     }
 }
 
-impl RedisStreamSource {
-    async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
-        let max_len = self.max_len.to_string();
-        let released: Result<Value, Error> = self
-            .writer
-            .eval(
-                RELEASE_SCRIPT,
-                vec![self.stream.as_str()],
-                vec![CONSUMER_GROUP, delivery.id.as_str(), ORDER_ID_FIELD, delivery.order_id.as_str(), &max_len],
-            )
-            .await;
-        match released {
-            Ok(_) => Ok(()),
-            Err(err) if mentions(&err, "NOGROUP") => {
-                // Redis lost the stream and the entry with it; hand the order back anew so
-                // that it is not left to the server's redelivery alone.
-                self.ensure_group().await.with_context(|| format!("re-creating the group on {}", self.stream))?;
-                self.writer
-                    .xadd::<Value, _, _, _, _>(
-                        &self.stream,
-                        false,
-                        self.cap(),
-                        "*",
-                        vec![(ORDER_ID_FIELD, delivery.order_id.as_str())],
-                    )
-                    .await
-                    .with_context(|| format!("XADD order {} to {}", delivery.order_id, self.stream))?;
-                Ok(())
-            }
-            Err(err) => Err(anyhow::Error::new(err).context(format!("releasing {} on {}", delivery.id, self.stream))),
-        }
-    }
-
-    /// `MAXLEN ~ <max_len>`
-    fn cap(&self) -> XCap {
-        let max_len = i64::try_from(self.max_len).unwrap_or(i64::MAX);
-        XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, max_len)).unwrap_or_else(|_| XCap::from(None))
-    }
-}
-
 /// A client that reconnects forever, with commands that fail after a timeout instead of
 /// waiting for Redis to come back.
 fn client(url: &str) -> anyhow::Result<Client> {
@@ -408,134 +357,9 @@ fn mentions(err: &Error, code: &str) -> bool {
     err.details().contains(code) || err.to_string().contains(code)
 }
 
-/// One stream entry as read; `order_id` is `None` when the entry has no such field (or
-/// was deleted from the stream while pending, which Redis 6.2 reports as nil fields).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    id: String,
-    order_id: Option<String>,
-}
-
-/// `XREADGROUP`: nil, or `[[stream, [entry...]]...]` (RESP2), or `{stream: [entry...]}`
-/// (RESP3).
-fn parse_read(reply: Value) -> anyhow::Result<Vec<Entry>> {
-    let per_stream: Vec<Value> = match reply {
-        Value::Null => return Ok(Vec::new()),
-        Value::Array(streams) => {
-            streams.into_iter().map(|stream| stream.into_array().into_iter().nth(1).unwrap_or(Value::Null)).collect()
-        }
-        Value::Map(map) => map.inner().into_values().collect(),
-        other => anyhow::bail!("unexpected reply {other:?}"),
-    };
-    per_stream.into_iter().flat_map(Value::into_array).map(parse_entry).collect()
-}
-
-/// An `XAUTOCLAIM` reply.
-#[derive(Debug, PartialEq, Eq)]
-struct Autoclaim {
-    /// Where the next scan starts.
-    next: String,
-    entries: Vec<Entry>,
-    /// Pending entries no longer in the stream (trimmed), which Redis 7 dropped from the
-    /// pending list. (Redis 6.2 returns them among `entries`, without fields.)
-    trimmed: usize,
-}
-
-/// `XAUTOCLAIM`: `[next, [entry...]]` (Redis 6.2) or `[next, [entry...], [deleted id...]]`
-/// (Redis 7).
-fn parse_autoclaim(reply: Value) -> anyhow::Result<Autoclaim> {
-    let mut parts = reply.into_array().into_iter();
-    let next = parts.next().and_then(|next| next.as_string()).context("no cursor in the reply")?;
-    let entries = parts
-        .next()
-        .map(Value::into_array)
-        .unwrap_or_default()
-        .into_iter()
-        .map(parse_entry)
-        .collect::<Result<_, _>>()?;
-    let trimmed = parts.next().map_or(0, |deleted| deleted.into_array().len());
-    Ok(Autoclaim { next, entries, trimmed })
-}
-
-/// `[id, [field, value, ...]]`, `[id, {field: value}]` or `[id, nil]`.
-fn parse_entry(entry: Value) -> anyhow::Result<Entry> {
-    let mut parts = entry.into_array().into_iter();
-    let id = parts.next().and_then(|id| id.as_string()).context("a stream entry without an id")?;
-    let order_id = match parts.next() {
-        Some(Value::Map(map)) => map
-            .inner()
-            .into_iter()
-            .find(|(field, _)| field.as_str() == Some(ORDER_ID_FIELD))
-            .and_then(|(_, value)| value.as_string()),
-        Some(Value::Array(fields)) => fields
-            .chunks(2)
-            .find(|pair| pair[0].as_str().as_deref() == Some(ORDER_ID_FIELD))
-            .and_then(|pair| pair.get(1)?.as_string()),
-        _ => None,
-    };
-    Ok(Entry { id, order_id })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(text: &str) -> Value {
-        Value::String(text.into())
-    }
-
-    fn entry(id: &str, fields: &[&str]) -> Value {
-        Value::Array(vec![s(id), Value::Array(fields.iter().map(|f| s(f)).collect())])
-    }
-
-    #[test]
-    fn a_read_with_nothing_new_is_empty() {
-        assert_eq!(parse_read(Value::Null).unwrap(), vec![]);
-    }
-
-    #[test]
-    fn a_read_yields_each_entry_with_its_order_id() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            s("minifig:orders"),
-            Value::Array(vec![entry("1-0", &["order_id", "a"]), entry("2-0", &["other", "x", "order_id", "b"])]),
-        ])]);
-        assert_eq!(
-            parse_read(reply).unwrap(),
-            vec![
-                Entry { id: "1-0".into(), order_id: Some("a".into()) },
-                Entry { id: "2-0".into(), order_id: Some("b".into()) },
-            ]
-        );
-    }
-
-    #[test]
-    fn entries_without_an_order_id_are_reported_as_such() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            s("k"),
-            Value::Array(vec![entry("1-0", &["something", "else"]), Value::Array(vec![s("2-0"), Value::Null])]),
-        ])]);
-        let entries = parse_read(reply).unwrap();
-        assert_eq!(entries.iter().map(|e| e.order_id.clone()).collect::<Vec<_>>(), vec![None, None]);
-    }
-
-    #[test]
-    fn autoclaim_replies_of_redis_6_and_7_both_parse() {
-        let claimed = Value::Array(vec![entry("5-0", &["order_id", "z"])]);
-        let six = Value::Array(vec![s("0-0"), claimed.clone()]);
-        let seven = Value::Array(vec![s("9-1"), claimed, Value::Array(vec![s("3-0"), s("4-0")])]);
-        let entries = vec![Entry { id: "5-0".into(), order_id: Some("z".into()) }];
-        assert_eq!(
-            parse_autoclaim(six).unwrap(),
-            Autoclaim { next: "0-0".into(), entries: entries.clone(), trimmed: 0 }
-        );
-        assert_eq!(parse_autoclaim(seven).unwrap(), Autoclaim { next: "9-1".into(), entries, trimmed: 2 });
-    }
-
-    #[test]
-    fn an_autoclaim_that_only_found_trimmed_entries_parses() {
-        let reply = Value::Array(vec![s("0-0"), Value::Array(vec![]), Value::Array(vec![s("3-0")])]);
-        assert_eq!(parse_autoclaim(reply).unwrap(), Autoclaim { next: "0-0".into(), entries: vec![], trimmed: 1 });
-    }
 
     #[test]
     fn consumer_names_are_unique_and_name_the_process() {

@@ -1,0 +1,174 @@
+//! The transactional outbox and its relay.
+//!
+//! [`write`] adds a message in the caller's transaction, so a message exists exactly when
+//! the change it announces was committed. After the commit the caller hands what it wrote
+//! to [`Outbox::committed`], and the [`Relay`] publishes it at once, from memory: every
+//! message that piled up while the previous batch was on the wire goes out as one
+//! pipelined batch, and one `DELETE` removes the batch's rows. The table is the safety net,
+//! not the road: the relay reads it only for rows nobody handed over in memory, which are
+//! those of an instance that crashed between commit and publish (rows older than
+//! [`ORPHAN_AGE`], looked for every [`POLL_INTERVAL`]), and all of them after this
+//! instance failed to publish (Redis down: backoff, then the whole table). Each message
+//! succeeds or fails on its own: one that Redis refuses (an `XADD` under `maxmemory`)
+//! stays in the table for the poll, and neither the messages sent with it nor the rows
+//! after it wait for it. On PostgreSQL several relays share the table: a relay reading it
+//! first claims a batch for [`CLAIM_FOR`] in one `UPDATE … FOR UPDATE SKIP LOCKED`
+//! statement, so no orphan is published by two instances, and no row lock is held across
+//! the Redis round trip (nor a connection left idle in a transaction while Redis answers).
+//! A crash between publishing and deleting publishes a message again; every consumer
+//! tolerates repeats (factories: same-status no-ops; subscribers: versions).
+
+mod relay;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use entity::outbox;
+use sea_orm::sea_query::Query;
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryOrder};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+pub use self::relay::Relay;
+
+use crate::db;
+use crate::domain::StatusEvent;
+
+/// How often the relay looks for rows nobody handed over in memory.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// A row this old was not handed over by the instance that wrote it (it crashed, or its
+/// relay is failing): any relay publishes it. Younger rows are their writer's, which
+/// publishes them within milliseconds, so they are not published twice.
+pub const ORPHAN_AGE: Duration = Duration::from_secs(3);
+/// Committed messages waiting for the relay in memory. When it is full the message waits
+/// in the table instead, and the relay reads the table.
+const QUEUE_CAPACITY: usize = 64 * 1024;
+/// How long a relay's claim on rows it reads from the table keeps other relays off them:
+/// longer than a publish can take (Redis commands time out after 5 s), so that a claim
+/// does not lapse while its batch is on the wire. A relay that dies holding one only
+/// delays those rows by this much.
+pub const CLAIM_FOR: Duration = Duration::from_secs(15);
+
+pub const TOPIC_ORDERS: &str = "orders";
+pub const TOPIC_STATUS: &str = "order-status";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxMessage {
+    /// Hand this order to a factory.
+    Order(Uuid),
+    /// Tell subscribers about a status change. `json` is the event as the outbox row holds
+    /// it, made once when the row is written: Redis carries that text as it is, and only
+    /// the in-process bus, which has no wire, uses `event`.
+    Status { event: StatusEvent, json: String },
+}
+
+impl OutboxMessage {
+    /// The message for `event`, encoded.
+    pub fn status(event: StatusEvent) -> Result<Self, DbErr> {
+        let json = serde_json::to_string(&event).map_err(|err| DbErr::Custom(format!("outbox payload: {err}")))?;
+        Ok(OutboxMessage::Status { event, json })
+    }
+
+    /// The row's `topic` and `payload`.
+    pub fn encode(&self) -> Result<(&'static str, String), DbErr> {
+        match self {
+            OutboxMessage::Order(order_id) => serde_json::to_string(&OrderPayload { order_id: *order_id })
+                .map(|payload| (TOPIC_ORDERS, payload))
+                .map_err(|err| DbErr::Custom(format!("outbox payload: {err}"))),
+            OutboxMessage::Status { json, .. } => Ok((TOPIC_STATUS, json.clone())),
+        }
+    }
+
+    fn decode(row: &outbox::Model) -> Option<Self> {
+        match row.topic.as_str() {
+            TOPIC_ORDERS => {
+                serde_json::from_str::<OrderPayload>(&row.payload).ok().map(|p| OutboxMessage::Order(p.order_id))
+            }
+            TOPIC_STATUS => serde_json::from_str::<StatusEvent>(&row.payload)
+                .ok()
+                .map(|event| OutboxMessage::Status { event, json: row.payload.clone() }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct OrderPayload {
+    order_id: Uuid,
+}
+
+/// A message written in a transaction, with its row: what [`Outbox::committed`] takes once
+/// that transaction committed.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub id: i64,
+    pub message: OutboxMessage,
+}
+
+/// Adds `message` to the outbox inside the caller's transaction.
+pub async fn write(txn: &impl ConnectionTrait, message: OutboxMessage) -> Result<Written, DbErr> {
+    let (topic, payload) = message.encode()?;
+    let backend = txn.get_database_backend();
+    let insert = Query::insert()
+        .into_table(outbox::Entity)
+        .columns([outbox::Column::Topic, outbox::Column::Payload, outbox::Column::CreatedAt])
+        .values_panic([topic.into(), payload.into(), db::now_in(backend)])
+        .returning_col(outbox::Column::Id)
+        .to_owned();
+    let row = txn.query_one(&insert).await?.ok_or_else(|| DbErr::Custom("the outbox insert returned no id".into()))?;
+    Ok(Written { id: row.try_get("", "id")?, message })
+}
+
+/// What waits in the outbox: how many rows, and the age of the oldest (by the database's
+/// clock on PostgreSQL). Rows older than a few seconds mean Redis refuses them, or no
+/// relay runs.
+pub struct Backlog {
+    pub waiting: i64,
+    pub oldest_age: Option<Duration>,
+}
+
+pub async fn backlog(db: &DatabaseConnection) -> Result<Backlog, DbErr> {
+    let backend = db.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                backend,
+                "SELECT count(*) AS waiting, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS oldest FROM outbox",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("an aggregate returned no row".into()))?;
+        let oldest: Option<f64> = row.try_get("", "oldest")?;
+        return Ok(Backlog {
+            waiting: row.try_get("", "waiting")?,
+            oldest_age: oldest.map(|secs| Duration::from_secs_f64(secs.max(0.0))),
+        });
+    }
+    let waiting = PaginatorTrait::count(outbox::Entity::find(), db).await? as i64;
+    let oldest = outbox::Entity::find().order_by_asc(outbox::Column::Id).one(db).await?;
+    Ok(Backlog {
+        waiting,
+        oldest_age: oldest.map(|row| (db::now() - row.created_at).to_std().unwrap_or(Duration::ZERO)),
+    })
+}
+
+/// Hands committed messages to this instance's relay.
+#[derive(Clone)]
+pub struct Outbox {
+    queue: mpsc::Sender<Written>,
+    /// Set when a message could not be queued: it waits in the table, which the relay
+    /// then reads whole.
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    /// Call after the commit of the transaction that wrote `written`.
+    pub fn committed(&self, written: impl IntoIterator<Item = Written>) {
+        for message in written {
+            if self.queue.try_send(message).is_err() {
+                self.overflowed.store(true, Ordering::Release);
+            }
+        }
+    }
+}
