@@ -7,12 +7,8 @@
 //! back (a release is `XACK` + `XADD`). "Not handed back" is then exactly "the stream still
 //! holds one entry".
 
-use std::collections::HashSet;
-
-use factory::{OrderSource, RedisStreamSource};
-
 use crate::api_proxy::{ApiProxy, Fault};
-use crate::helpers::{EVENTUALLY, RunningFactory, TestApp, TestRedis, eventually, spawn_app};
+use crate::helpers::{RunningFactory, TestApp, TestRedis, eventually, spawn_app};
 
 const STEP: &str = "updateOrderStatus";
 
@@ -134,17 +130,7 @@ async fn an_api_that_keeps_answering_502_opens_the_circuit_and_the_orders_are_ha
     redis.add_order(&next).await;
 
     // Assert: it holds nothing any more, and both orders are on the stream for others.
-    eventually("the factory to hand its orders back", || async {
-        (redis.pending().await == 0 && redis.len().await >= 4).then_some(())
-    })
-    .await;
-    let other = RedisStreamSource::connect(&redis.settings(600_000)).await.unwrap();
-    let mut seen = HashSet::new();
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    while !(seen.contains(&held) && seen.contains(&next)) {
-        assert!(tokio::time::Instant::now() < deadline, "another consumer never got both orders: {seen:?}");
-        seen.extend(other.receive(10).await.unwrap().into_iter().map(|delivery| delivery.order_id));
-    }
+    redis.assert_handed_back_to_others(&[&held, &next]).await;
     proxy.heal();
     factory.stop().await;
 }

@@ -25,10 +25,7 @@ async fn the_factory_survives_redis_restarting_empty_in_the_middle_of_an_order()
     app.wait_for_status(&token, &during, &["SHIPPED"]).await.assert_shipped_once(&during);
     app.wait_for_status(&token, &after, &["SHIPPED"]).await.assert_shipped_once(&after);
     assert!(redis.group_exists().await, "the group was created again");
-    crate::helpers::eventually("every entry to be acknowledged", || async {
-        (redis.pending().await == 0).then_some(())
-    })
-    .await;
+    redis.wait_until_all_acknowledged().await;
     factory.stop().await;
 }
 

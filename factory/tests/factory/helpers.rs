@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use factory::{Factory, RedisSettings, RedisStreamSource, WorkerSettings};
+use factory::{Factory, OrderSource, RedisSettings, RedisStreamSource, WorkerSettings};
 use fred::prelude::*;
 use fred::types::Value as RedisValue;
 use minifig::config::Settings;
@@ -307,6 +307,28 @@ impl TestRedis {
             Err(err) => panic!("XPENDING: {err}"),
         };
         summary.into_array().into_iter().next().and_then(|count| count.as_i64()).unwrap_or(0)
+    }
+
+    /// Waits until the group holds no entry unacknowledged.
+    pub async fn wait_until_all_acknowledged(&self) {
+        eventually("every entry to be acknowledged", || async { (self.pending().await == 0).then_some(()) }).await;
+    }
+
+    /// Waits until a factory handed back what it held (nothing pending, at least the four
+    /// entries of two orders taken and handed back), then checks that another consumer
+    /// receives each of `orders`.
+    pub async fn assert_handed_back_to_others(&self, orders: &[&str]) {
+        eventually("the factory to hand its orders back", || async {
+            (self.pending().await == 0 && self.len().await >= 4).then_some(())
+        })
+        .await;
+        let other = RedisStreamSource::connect(&self.settings(600_000)).await.unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let deadline = tokio::time::Instant::now() + EVENTUALLY;
+        while !orders.iter().all(|order| seen.contains(*order)) {
+            assert!(tokio::time::Instant::now() < deadline, "another consumer never got {orders:?}: {seen:?}");
+            seen.extend(other.receive(10).await.unwrap().into_iter().map(|delivery| delivery.order_id));
+        }
     }
 
     /// How many entries the stream holds.

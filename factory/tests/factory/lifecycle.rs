@@ -1,12 +1,11 @@
 //! Orders through the whole pipeline: the server, the stream, an in-process factory.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use factory::{MemorySource, OrderSource, RedisStreamSource};
+use factory::MemorySource;
 use uuid::Uuid;
 
-use crate::helpers::{EVENTUALLY, RunningFactory, TestRedis, spawn_app};
+use crate::helpers::{RunningFactory, TestRedis, spawn_app};
 
 #[tokio::test]
 async fn every_order_ends_shipped_with_exactly_one_event_per_status() {
@@ -31,10 +30,7 @@ async fn every_order_ends_shipped_with_exactly_one_event_per_status() {
     for order_id in &orders {
         app.wait_for_status(&token, order_id, &["SHIPPED"]).await.assert_shipped_once(order_id);
     }
-    crate::helpers::eventually("every entry to be acknowledged", || async {
-        (redis.pending().await == 0).then_some(())
-    })
-    .await;
+    redis.wait_until_all_acknowledged().await;
     factory.stop().await;
     for order_id in &orders {
         app.order(&token, order_id).await.assert_shipped_once(order_id);
@@ -58,10 +54,7 @@ async fn an_order_cancelled_before_the_factory_gets_to_it_is_acknowledged_and_le
 
     // Assert: the order behind it is done, and nothing is left pending.
     app.wait_for_status(&token, &after, &["SHIPPED"]).await.assert_shipped_once(&after);
-    crate::helpers::eventually("every entry to be acknowledged", || async {
-        (redis.pending().await == 0).then_some(())
-    })
-    .await;
+    redis.wait_until_all_acknowledged().await;
     factory.stop().await;
     let order = app.order(&token, &cancelled).await;
     assert_eq!(order.status, "CANCELLED");
@@ -91,10 +84,7 @@ async fn two_factories_on_one_stream_process_each_order_once() {
     for order_id in &orders {
         app.wait_for_status(&token, order_id, &["SHIPPED"]).await.assert_shipped_once(order_id);
     }
-    crate::helpers::eventually("every entry to be acknowledged", || async {
-        (redis.pending().await == 0).then_some(())
-    })
-    .await;
+    redis.wait_until_all_acknowledged().await;
     one.stop().await;
     two.stop().await;
 }
@@ -118,10 +108,7 @@ async fn the_factory_recreates_the_consumer_group_after_redis_loses_the_stream()
     // Assert
     app.wait_for_status(&token, &after, &["SHIPPED"]).await.assert_shipped_once(&after);
     assert!(redis.group_exists().await, "the group was created again");
-    crate::helpers::eventually("every entry to be acknowledged", || async {
-        (redis.pending().await == 0).then_some(())
-    })
-    .await;
+    redis.wait_until_all_acknowledged().await;
     factory.stop().await;
     app.order(&token, &before).await.assert_shipped_once(&before);
 }
@@ -143,17 +130,7 @@ async fn a_factory_that_cannot_reach_the_api_hands_its_orders_back_at_once() {
     redis.add_order(&next).await;
 
     // Assert: it holds nothing any more, and the orders are on the stream for others.
-    crate::helpers::eventually("the factory to hand its orders back", || async {
-        (redis.pending().await == 0 && redis.len().await >= 4).then_some(())
-    })
-    .await;
-    let other = RedisStreamSource::connect(&redis.settings(600_000)).await.unwrap();
-    let mut seen = HashSet::new();
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    while !(seen.contains(&held) && seen.contains(&next)) {
-        assert!(tokio::time::Instant::now() < deadline, "another consumer never got both orders: {seen:?}");
-        seen.extend(other.receive(10).await.unwrap().into_iter().map(|delivery| delivery.order_id));
-    }
+    redis.assert_handed_back_to_others(&[&held, &next]).await;
     factory.stop().await;
 }
 
@@ -173,10 +150,7 @@ async fn an_unknown_order_is_acknowledged_and_skipped() {
 
     // Assert
     app.wait_for_status(&token, &real, &["SHIPPED"]).await.assert_shipped_once(&real);
-    crate::helpers::eventually("every entry to be acknowledged", || async {
-        (redis.pending().await == 0).then_some(())
-    })
-    .await;
+    redis.wait_until_all_acknowledged().await;
     factory.stop().await;
 }
 
