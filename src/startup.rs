@@ -58,7 +58,7 @@ impl Application {
         }
         let db = db::connect(settings.database_url.expose_secret()).await?;
         db::migrate(&db).await?;
-        let catalog = Catalog::load(&db).await.map_err(|err| anyhow::anyhow!("failed to read the catalog: {err:?}"))?;
+        let catalog = Catalog::load(&db).await.map_err(|err| err.into_anyhow().context("reading the catalog"))?;
         tokio::spawn(catalog.clone().keep_fresh(db.clone()));
         let hasher = PasswordHasher::new(hashing_workers())?;
         let embedded = settings.runs_embedded_factory()?;
