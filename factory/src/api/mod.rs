@@ -65,7 +65,7 @@ impl ApiClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("minifig-factory/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|err| anyhow::anyhow!("building the HTTP client: {err}"))?;
+            .map_err(|err| anyhow::Error::new(err).context("building the HTTP client"))?;
         Ok(ApiClient {
             http,
             url: settings.api_url.clone(),

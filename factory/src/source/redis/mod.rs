@@ -35,9 +35,11 @@ use secrecy::ExposeSecret;
 pub use minifig_common::redis::ORDER_ID_FIELD;
 use minifig_common::redis::{COMMAND_TIMEOUT, ORDERS_STREAM};
 
+mod consumer;
 mod release;
 mod replies;
 
+use self::consumer::consumer_name;
 use self::replies::{Autoclaim, Entry, parse_autoclaim, parse_read};
 use super::{Delivery, OrderSource};
 use crate::config::RedisSettings;
@@ -341,30 +343,6 @@ fn client(url: &str) -> anyhow::Result<Client> {
     minifig_common::redis::builder(url, UNRESPONSIVE)?.build().context("building the Redis client")
 }
 
-/// `hostname-pid-random`: unique per process, and per source within one process.
-fn consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|host| host.trim().to_owned())
-        .filter(|host| !host.is_empty())
-        .unwrap_or_else(|| "factory".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[..8])
-}
-
 fn mentions(err: &Error, code: &str) -> bool {
     err.details().contains(code) || err.to_string().contains(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consumer_names_are_unique_and_name_the_process() {
-        let (one, two) = (consumer_name(), consumer_name());
-        assert_ne!(one, two);
-        assert!(one.contains(&format!("-{}-", std::process::id())), "{one}");
-    }
 }
