@@ -74,6 +74,16 @@ impl Backoff {
     }
 }
 
+/// Endless: backon's `retry` can run on a `&mut Backoff`, and the loop that owns it goes on
+/// from where that retry left off.
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.next_delay())
+    }
+}
+
 /// Runs `op` until it succeeds or `policy` runs out of retries, with a warning for each
 /// failure; the last error if none succeeded.
 pub async fn retrying<T, Fut>(policy: Policy, what: &str, op: impl FnMut() -> Fut) -> anyhow::Result<T>
@@ -127,6 +137,15 @@ mod tests {
         assert_eq!(backoff.next_delay(), Duration::from_millis(40), "the schedule is used up");
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(10));
+    }
+
+    #[test]
+    fn a_backoff_as_an_iterator_never_runs_out() {
+        let mut backoff = Backoff::new(Policy::new(Duration::from_millis(10), Duration::from_millis(40), Some(2)));
+        let waits: Vec<Duration> = backoff.by_ref().take(10).collect();
+        assert_eq!(waits.len(), 10);
+        assert!(waits.iter().all(|wait| *wait <= Duration::from_millis(40)));
+        assert_eq!(waits[9], Duration::from_millis(40), "past its retries it waits the longest");
     }
 
     #[tokio::test]

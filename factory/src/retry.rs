@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use minifig_common::backoff::{Delays, Policy, retrying};
+pub use minifig_common::backoff::{Backoff, Delays, Policy, retrying};
 
 /// One API call, retried in place on a transient failure (a dropped connection, a 502 while
 /// an instance restarts). No limit here: the circuit breaker ([`crate::circuit`]) decides

@@ -37,7 +37,7 @@ use self::process::{Why, release, work};
 use crate::api::{ApiClient, ApiError};
 use crate::circuit::Circuit;
 use crate::config::WorkerSettings;
-use crate::retry::{self, Delays};
+use crate::retry::{self, Backoff};
 use crate::source::{Delivery, OrderSource};
 
 mod order_locks;
@@ -131,11 +131,11 @@ struct RunLoop {
     /// Waits between probes of an API that is down. They carry on from one outage to the
     /// next and start over only once orders made progress again, so that an API that
     /// accepts the login but fails every step is not hammered.
-    api_waits: Delays,
+    api_waits: Backoff,
     /// Whether the API was probed before (the first login is not delayed).
     probed: bool,
     /// Waits between reads of a source that fails; they start over after a read that works.
-    source_waits: Delays,
+    source_waits: Backoff,
 }
 
 /// What a round of the main loop does after one of its steps.
@@ -155,9 +155,9 @@ impl RunLoop {
             concurrency,
             slots: Arc::new(Semaphore::new(concurrency)),
             tasks: JoinSet::new(),
-            api_waits: retry::UNTIL_BACK.delays(),
+            api_waits: Backoff::new(retry::UNTIL_BACK),
             probed: false,
-            source_waits: retry::UNTIL_BACK.delays(),
+            source_waits: Backoff::new(retry::UNTIL_BACK),
         }
     }
 
@@ -209,11 +209,11 @@ impl RunLoop {
             return Flow::Go(());
         }
         if self.shared.circuit.take_progress() {
-            self.api_waits = retry::UNTIL_BACK.delays();
+            self.api_waits.reset();
         }
         let stop = &self.shared.stop;
         if self.probed {
-            let wait = self.api_waits.next().unwrap_or(retry::UNTIL_BACK_MAX);
+            let wait = self.api_waits.next_delay();
             tokio::select! {
                 () = stop.cancelled() => return Flow::Stop,
                 () = tokio::time::sleep(wait) => {}
@@ -259,11 +259,11 @@ impl RunLoop {
         };
         match received {
             Ok(deliveries) => {
-                self.source_waits = retry::UNTIL_BACK.delays();
+                self.source_waits.reset();
                 Flow::Go(deliveries)
             }
             Err(err) => {
-                let wait = self.source_waits.next().unwrap_or(retry::UNTIL_BACK_MAX);
+                let wait = self.source_waits.next_delay();
                 tracing::warn!(
                     error = format!("{err:#}"),
                     retry_in_ms = wait.as_millis() as u64,
