@@ -14,6 +14,7 @@ use serde_json::json;
 use super::HttpState;
 use super::content_type::is_json;
 use crate::auth::ClientAddress;
+use crate::domain::Role;
 use crate::error::AppError;
 use crate::services::accounts::{self, NewAccount};
 
@@ -41,12 +42,12 @@ pub async fn register(State(state): State<HttpState>, headers: HeaderMap, body: 
             &required("address", body.address)?,
         )?;
         let app = &state.app;
-        accounts::sign_up(&app.db, &app.hasher, &app.tokens, new).await
+        accounts::register(&app.db, &app.hasher, new, Role::Customer).await
     }
     .await;
     match result {
-        // The seed API answered registration with the account alone; its token goes unused.
-        Ok(accounts::Session { account, .. }) => (
+        // The seed API answers registration with the account alone, so no session is opened.
+        Ok(account) => (
             StatusCode::CREATED,
             Json(json!({
                 "id": account.id.to_string(),
