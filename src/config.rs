@@ -124,6 +124,11 @@ pub struct Settings {
     /// it). Unset: on in development, off in production.
     #[arg(long, global = true, env = "GRAPHQL_INTROSPECTION")]
     pub graphql_introspection: Option<bool>,
+    /// Where to serve `/metrics` (Prometheus), as `host:port`, apart from the API: a port
+    /// the load balancer does not forward keeps the metrics private. Unset: `/metrics` is
+    /// served on the API's own listener (`HOST`:`PORT`), for development.
+    #[arg(long, global = true, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     /// `pretty` for people, `json` for log collectors.
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,

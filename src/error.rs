@@ -126,4 +126,20 @@ mod tests {
         let conflict = AppError::Conflict { field: None, message: "this username is already taken".into() };
         assert_eq!(conflict.into_anyhow().to_string(), "this username is already taken");
     }
+
+    #[test]
+    fn every_code_is_listed() {
+        let errors = [
+            AppError::Unauthenticated(""),
+            AppError::Forbidden(""),
+            AppError::BadInput { field: String::new(), message: String::new() },
+            AppError::NotFound(""),
+            AppError::Conflict { field: None, message: String::new() },
+            AppError::InvalidTransition(String::new()),
+            AppError::RateLimited { retry_after_secs: 1 },
+            AppError::Internal(anyhow::anyhow!("")),
+        ];
+        let codes: Vec<&str> = errors.iter().map(AppError::code).collect();
+        assert_eq!(codes, minifig_common::error_code::ALL);
+    }
 }

@@ -14,6 +14,7 @@
 //!   status events to subscriptions.
 //! - [`auth`]: who is calling and how they prove it (tokens, passwords, the login throttle);
 //!   [`error`]: the one error type and its client codes.
+//! - [`metrics`]: what the server measures, for `GET /metrics`.
 //! - [`db`]: connecting and migrating; [`state`]: the shared state; logs: `minifig_common::telemetry`.
 
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod services;
 pub mod shutdown;
 pub mod startup;

@@ -24,7 +24,7 @@ use crate::db;
 use crate::domain::{Password, Username};
 use crate::graphql::build_schema;
 use crate::http::lifecycle::Lifecycle;
-use crate::http::{HttpState, SocketRegistry, SocketRuntime, router};
+use crate::http::{HttpState, SocketRegistry, SocketRuntime, metrics_router, router};
 use crate::services::accounts;
 use crate::services::catalog::Catalog;
 use crate::services::feed_reads::FeedReads;
@@ -35,6 +35,8 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     router: axum::Router,
+    /// `METRICS_ADDR`'s listener and what it serves, when set.
+    metrics: Option<(TcpListener, axum::Router)>,
     /// The factory to run inside the server (in-process bus only).
     embedded_factory: Option<(Arc<factory::MemorySource>, factory::WorkerSettings)>,
     /// Held here as well as by the router, which goes when HTTP is done: the sockets'
@@ -52,6 +54,9 @@ const EMBEDDED_FACTORY_CONCURRENCY: u32 = 8;
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.refuse_published_secrets()?;
+        let metrics = minifig_common::metrics::install()
+            .map_err(|err| anyhow::anyhow!("installing the metrics recorder: {err}"))?;
+        crate::metrics::describe();
         let (jwt_secret, generated) = settings.jwt_key()?;
         if generated {
             tracing::warn!("JWT_SECRET is not set: using a random key for this run, so tokens die with the process");
@@ -134,14 +139,29 @@ impl Application {
             period: Duration::from_millis(settings.shutdown_drain_ms),
             close_spread: Duration::from_millis(settings.shutdown_close_spread_ms),
         };
+        let metrics_listener = match &settings.metrics_addr {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("failed to listen on METRICS_ADDR {address}"))?,
+            ),
+            None => None,
+        };
         let sockets = Arc::new(SocketRuntime::start()?);
-        let http_state = HttpState { app: state, schema, sockets: sockets.clone(), socket_registry, lifecycle };
-        Ok(Application { listener, port, router: router(http_state), embedded_factory, sockets, drain })
+        let http_state =
+            HttpState { app: state, schema, sockets: sockets.clone(), socket_registry, lifecycle, metrics };
+        let metrics = metrics_listener.map(|listener| (listener, metrics_router(http_state.clone())));
+        Ok(Application { listener, port, router: router(http_state), metrics, embedded_factory, sockets, drain })
     }
 
     /// The port actually bound (useful with `PORT=0`).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `METRICS_ADDR` bound, when it is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok()).map(|address| address.port())
     }
 
     /// Serves until SIGTERM or SIGINT, then stops as [`crate::shutdown`] describes.
@@ -166,6 +186,7 @@ impl Application {
         let (stop_factory, factory_stopped) = tokio::sync::oneshot::channel::<()>();
         let factory = self.embedded_factory.map(|(queue, settings)| {
             tracing::info!(step_ms = settings.step_ms, "running the factory inside the server");
+            factory::metrics::describe();
             tokio::spawn(async move {
                 let stopped = async {
                     let _ = factory_stopped.await;
@@ -176,6 +197,18 @@ impl Application {
             })
         });
         tracing::info!("listening on http://{address}/ (GraphiQL), API at /graphql");
+        // Scrapes go on through the drain (the metrics of a draining instance are the
+        // interesting ones) and end with the process.
+        let metrics = self.metrics.map(|(listener, router)| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!("metrics at http://{address}/metrics");
+            }
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router).await {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            })
+        });
         let closing = self.drain.until_closing(shutdown, cut_short, move || {
             let _ = stop_factory.send(());
         });
@@ -193,6 +226,9 @@ impl Application {
             && tokio::time::timeout(FINISH_LIMIT, factory).await.is_err()
         {
             tracing::warn!("the embedded factory did not stop within {FINISH_LIMIT:?}");
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         drop(self.sockets);
         served

@@ -20,6 +20,10 @@ pub struct Settings {
     pub worker: WorkerSettings,
     #[command(flatten)]
     pub redis: RedisSettings,
+    /// Where to serve `/metrics` (Prometheus) and `/healthz`, as `host:port`
+    /// (`0.0.0.0:9100` in a container). Unset: no listener.
+    #[arg(long, env = "FACTORY_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     /// `pretty` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,

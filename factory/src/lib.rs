@@ -21,6 +21,7 @@
 //!   the circuit is open, graceful shutdown); `worker::process` works on one order (its
 //!   turn, the steps, acknowledge or hand back), `worker::order_locks` makes two
 //!   deliveries of one order take turns, `worker::shutdown` waits for SIGINT or SIGTERM.
+//! - [`metrics`]: what the factory measures, and its `/metrics` and `/healthz` listener.
 //! - logging is set up by `minifig_common::telemetry`.
 //!
 //! # Embedding
@@ -31,6 +32,7 @@
 pub mod api;
 pub mod circuit;
 pub mod config;
+pub mod metrics;
 pub mod retry;
 pub mod source;
 pub mod status;

@@ -35,6 +35,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_arg_matches(&matches).unwrap_or_else(|err| err.format(&mut cli).exit());
     let _log_writer = telemetry::init(settings.log_format, DEFAULT_LOG_FILTER);
     let source = Arc::new(RedisStreamSource::connect(&settings.redis).await?);
+    if let Some(address) = &settings.metrics_addr {
+        factory::metrics::endpoint::serve(address, source.clone()).await?;
+    }
     Factory::build(&settings.worker, source.clone())?.run_until_stopped().await?;
     source.close().await;
     Ok(())

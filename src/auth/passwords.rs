@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -23,6 +24,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::AppError;
+use crate::metrics;
 
 /// OWASP's first argon2id recommendation: m = 19 MiB, t = 2, p = 1.
 pub const MEMORY_KIB: u32 = 19 * 1024;
@@ -42,6 +44,15 @@ enum Share {
     Login,
     /// Everything else: hashing new passwords.
     Other,
+}
+
+impl Share {
+    fn label(self) -> &'static str {
+        match self {
+            Share::Login => "login",
+            Share::Other => "other",
+        }
+    }
 }
 
 /// Work for the hashing threads: two queues, logins first. Hand-written rather than a
@@ -160,9 +171,12 @@ impl PasswordHasher {
         let _admitted =
             admitted.clone().try_acquire_owned().map_err(|_| AppError::RateLimited { retry_after_secs: 1 })?;
         let (done, result) = oneshot::channel();
+        let queued = Instant::now();
+        let depth = metrics::hash_queued(share.label());
         self.queues.push(
             share,
             Box::new(move || {
+                metrics::hash_started(share.label(), &depth, queued.elapsed());
                 let _ = done.send(work());
             }),
         );

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::domain::StatusEvent;
+use crate::metrics::{self, Resync};
 
 /// Events one order can produce before it is final is 4; a little slack for duplicates.
 /// Every subscribed order holds one such channel, so it is kept small: a subscriber that
@@ -67,13 +68,17 @@ impl EventHub {
 
     /// Routes one event to the subscriptions of its order and of its owner.
     pub fn dispatch(&self, event: StatusEvent) {
+        // By this instance's clock against the committing one's: a skew between them shows
+        // here, and a negative delay counts as none.
+        metrics::dispatched((chrono::Utc::now() - event.at).to_std().unwrap_or_default());
         let event = Arc::new(event);
         send(&self.by_order, &event.order_id, HubMessage::Event(event.clone()));
         let user_id = event.user_id;
         send(&self.by_user, &user_id, HubMessage::Event(event));
     }
 
-    pub fn resync_all(&self) {
+    pub fn resync_all(&self, reason: Resync) {
+        metrics::resynced(reason);
         for channels in [&self.by_order, &self.by_user] {
             for sender in lock(channels).values() {
                 let _ = sender.send(HubMessage::Resync);
@@ -94,7 +99,10 @@ impl HubReceiver {
         loop {
             match receiver.recv().await {
                 Ok(message) => return message,
-                Err(broadcast::error::RecvError::Lagged(_)) => return HubMessage::Resync,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    metrics::subscriber_lagged();
+                    return HubMessage::Resync;
+                }
                 // The sender lives in the hub's map as long as a receiver for the key exists.
                 Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
             }

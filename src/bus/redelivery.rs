@@ -78,6 +78,7 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, outbox: &
     txn.commit().await?;
     if !stale.is_empty() {
         tracing::info!(count = stale.len(), "handed unfinished orders to the factories again");
+        crate::metrics::redelivered(stale.len());
         outbox.committed(written);
     }
     Ok(stale.len())

@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{Bus, EventHub, OutboxMessage};
 use crate::domain::StatusEvent;
+use crate::metrics::{self, Resync};
 
 /// The channel of status events, under the key prefix.
 pub const STATUS_CHANNEL: &str = "order-status";
@@ -69,7 +70,7 @@ impl RedisBus {
                         },
                         Err(RecvError::Lagged(missed)) => {
                             tracing::warn!(missed, "status feed fell behind; subscriptions re-read from the database");
-                            feed_hub.resync_all();
+                            feed_hub.resync_all(Resync::Overflowed);
                         }
                         Err(RecvError::Closed) => break,
                     },
@@ -80,11 +81,19 @@ impl RedisBus {
                             // published after arrives here.
                             subscribe_until_confirmed(&feed_subscriber, &feed_channel).await;
                             tracing::info!("Redis subscriber reconnected; subscriptions re-read from the database");
-                            feed_hub.resync_all();
+                            metrics::redis_reconnected("subscriber");
+                            feed_hub.resync_all(Resync::Reconnected);
                         }
                         Err(RecvError::Closed) => break,
                     },
                 }
+            }
+        });
+        metrics::describe_redis();
+        let mut reconnections = client.reconnect_rx();
+        tokio::spawn(async move {
+            while !matches!(reconnections.recv().await, Err(RecvError::Closed)) {
+                metrics::redis_reconnected("commands");
             }
         });
         let pinged = client.clone();

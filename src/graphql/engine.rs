@@ -8,19 +8,25 @@
 //! extension chain (boxed futures per field), and parsing with its pest grammar was the
 //! largest single cost of a small query: both showed in `perf` on the `figurines` load.
 //! Done here, around the schema, a query is parsed once and its fields resolve directly.
+//! For the same reason the operation metrics (count and duration by type, name and
+//! outcome) are taken here rather than by an extension: this is the one place every
+//! operation passes, whatever its transport, and it already knows the parsed operation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Request, Response, ServerError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use minifig_common::error_code;
 
 use super::AppSchema;
 use super::error_codes::{ArgumentPositions, REQUEST_ERROR, with_codes};
 use super::errors::introspects;
 use super::nul_input;
+use crate::metrics::{self, OK, operation_names};
 
 /// Distinct operation texts kept parsed. Clients send a fixed set of operations (they are
 /// written in the client's code), so this holds all of them; when something sends more,
@@ -47,16 +53,77 @@ struct Parsed {
     nul_literal: Option<String>,
     /// What tells the client's errors from the server's (see [`super::error_codes`]).
     arguments: Arc<ArgumentPositions>,
+    /// The metric labels of each operation in the document.
+    operations: Arc<[Operation]>,
 }
 
 impl Parsed {
     fn of(document: ExecutableDocument) -> Self {
+        let operations = document
+            .operations
+            .iter()
+            .map(|(name, operation)| Operation {
+                name: name.map(|name| name.to_string()),
+                kind: match operation.node.ty {
+                    OperationType::Query => "query",
+                    OperationType::Mutation => "mutation",
+                    OperationType::Subscription => "subscription",
+                },
+                label: operation_names::label(name.map(|name| name.as_str())),
+            })
+            .collect();
         Parsed {
             introspects: asks_for_introspection(&document),
             nul_literal: nul_input::in_document(&document),
             arguments: Arc::new(ArgumentPositions::of(&document)),
+            operations,
             document,
         }
+    }
+
+    /// The labels of the operation `request` runs: the one it names, or the only one.
+    fn labels(&self, operation_name: Option<&str>) -> Labels {
+        let chosen = match operation_name {
+            Some(wanted) => self.operations.iter().find(|op| op.name.as_deref() == Some(wanted)),
+            None if self.operations.len() == 1 => self.operations.first(),
+            None => None,
+        };
+        chosen.map_or_else(Labels::unknown, |op| Labels { kind: op.kind, name: op.label.clone() })
+    }
+}
+
+/// One operation of a document, as the metrics name it.
+struct Operation {
+    name: Option<String>,
+    kind: &'static str,
+    label: ::metrics::SharedString,
+}
+
+/// The `type` and `name` labels of a request's operation.
+struct Labels {
+    kind: &'static str,
+    name: ::metrics::SharedString,
+}
+
+impl Labels {
+    /// A text that does not parse, or no operation of that name: the request fails.
+    fn unknown() -> Self {
+        Labels { kind: "unknown", name: operation_names::OTHER.into() }
+    }
+
+    fn record(self, response: &Response, started: Instant) {
+        metrics::graphql_operation(self.kind, self.name, outcome(response), started.elapsed());
+    }
+}
+
+/// `ok`, or the code of the first error.
+fn outcome(response: &Response) -> &'static str {
+    let Some(error) = response.errors.first() else { return OK };
+    let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
+    match code {
+        Some(async_graphql::Value::String(code)) => error_code::label(code),
+        Some(async_graphql::Value::Enum(code)) => error_code::label(code.as_str()),
+        _ => "INTERNAL_SERVER_ERROR",
     }
 }
 
@@ -67,32 +134,48 @@ impl Engine {
 
     /// Runs a query or mutation.
     pub async fn execute(&self, request: Request) -> Response {
-        match self.prepare(request) {
-            Ok((request, arguments)) => with_codes(self.schema.execute(request).await, &arguments),
-            Err(refused) => *refused,
-        }
+        let started = Instant::now();
+        let (response, labels) = match self.prepare(request) {
+            Ok(Prepared { request, arguments, labels }) => {
+                (with_codes(self.schema.execute(request).await, &arguments), labels)
+            }
+            Err((refused, labels)) => (*refused, labels),
+        };
+        labels.record(&response, started);
+        response
     }
 
-    /// Runs any operation as a stream of results (the WebSocket transport).
+    /// Runs any operation as a stream of results (the WebSocket transport). Its metrics
+    /// are taken at the first result: a subscription's duration is its time to start.
     pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
-        match self.prepare(request) {
-            Ok((request, arguments)) => {
-                self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments)).boxed()
-            }
-            Err(refused) => futures::stream::once(async move { *refused }).boxed(),
-        }
+        let started = Instant::now();
+        let (results, labels) = match self.prepare(request) {
+            Ok(Prepared { request, arguments, labels }) => (
+                self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments)).boxed(),
+                labels,
+            ),
+            Err((refused, labels)) => (futures::stream::once(async move { *refused }).boxed(), labels),
+        };
+        let mut labels = Some(labels);
+        results
+            .inspect(move |response| {
+                if let Some(labels) = labels.take() {
+                    labels.record(response, started);
+                }
+            })
+            .boxed()
     }
 
     /// Gives the request its parsed document, from the cache when the same text came
     /// before. A text that does not parse is left to async-graphql, which reports it (its
     /// error has no path, so it needs no argument positions to be told the client's).
-    fn prepare(&self, mut request: Request) -> Result<(Request, Arc<ArgumentPositions>), Box<Response>> {
+    fn prepare(&self, mut request: Request) -> Result<Prepared, (Box<Response>, Labels)> {
         let cached = self.lock().get(&request.query).cloned();
         let parsed = match cached {
             Some(parsed) => parsed,
             None => {
                 let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-                    return Ok((request, Arc::default()));
+                    return Ok(Prepared { request, arguments: Arc::default(), labels: Labels::unknown() });
                 };
                 let parsed = Parsed::of(document);
                 if request.query.len() <= MAX_CACHED_QUERY_BYTES {
@@ -105,24 +188,32 @@ impl Engine {
                 parsed
             }
         };
+        let labels = parsed.labels(request.operation_name.as_deref());
         if self.refuse_introspection && parsed.introspects {
-            return Err(refusal("introspection is disabled on this server"));
+            return Err((refusal("introspection is disabled on this server"), labels));
         }
         if let Some(field) = nul_input::in_variables(&request.variables).or(parsed.nul_literal) {
             let mut refused = refusal(&format!("{field} must not contain the NUL character (U+0000)"));
             if let Some(error) = refused.errors.first_mut() {
                 error.extensions.get_or_insert_with(Default::default).set("field", field);
             }
-            return Err(refused);
+            return Err((refused, labels));
         }
         request.set_parsed_query(parsed.document);
-        Ok((request, parsed.arguments))
+        Ok(Prepared { request, arguments: parsed.arguments, labels })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parsed>> {
         // A cache of parsed texts cannot be left inconsistent by a panic.
         self.documents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A request ready to run, with what its errors and metrics need.
+struct Prepared {
+    request: Request,
+    arguments: Arc<ArgumentPositions>,
+    labels: Labels,
 }
 
 /// A request refused before it runs, with `BAD_USER_INPUT`.

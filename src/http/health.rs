@@ -24,8 +24,45 @@ pub async fn live() -> Json<Value> {
 /// "draining"`), while everything is still served. The body also shows the outbox's
 /// backlog (rows waiting, age of the oldest).
 pub async fn ready(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
-    if state.lifecycle.phase() != Phase::Serving {
+    let Some(checked) = check(&state).await else {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"})));
+    };
+    if !checked.ready() {
+        tracing::warn!(checked.database, checked.redis, "readiness check failed");
+    }
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let mut body = json!({"status": word(checked.ready()), "database": word(checked.database)});
+    if let Some(redis) = checked.redis {
+        body["redis"] = json!(word(redis));
+    }
+    if let Some(backlog) = &checked.backlog {
+        body["outbox"] = json!({
+            "waiting": backlog.waiting,
+            "oldestAgeSeconds": backlog.oldest_age.map(|age| (age.as_secs_f64() * 1000.0).round() / 1000.0),
+        });
+    }
+    (if checked.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+}
+
+/// What the readiness check found.
+pub struct Checked {
+    pub database: bool,
+    /// `None` without Redis.
+    pub redis: Option<bool>,
+    /// `None` when the database did not answer in time.
+    pub backlog: Option<outbox::Backlog>,
+}
+
+impl Checked {
+    pub fn ready(&self) -> bool {
+        self.database && self.redis != Some(false)
+    }
+}
+
+/// Pings the dependencies and reads the outbox's backlog; `None` once the instance drains.
+pub async fn check(state: &HttpState) -> Option<Checked> {
+    if state.lifecycle.phase() != Phase::Serving {
+        return None;
     }
     let database = matches!(tokio::time::timeout(PING_TIMEOUT, state.app.db.ping()).await, Ok(Ok(())));
     let redis = match tokio::time::timeout(PING_TIMEOUT, state.app.bus.ping()).await {
@@ -33,22 +70,11 @@ pub async fn ready(State(state): State<HttpState>) -> (StatusCode, Json<Value>) 
         Ok(Some(result)) => Some(result.is_ok()),
         Err(_) => Some(false),
     };
-    let ready = database && redis != Some(false);
-    if !ready {
-        tracing::warn!(database, redis, "readiness check failed");
-    }
-    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let mut body = json!({"status": word(ready), "database": word(database)});
-    if let Some(redis) = redis {
-        body["redis"] = json!(word(redis));
-    }
     // Shown, not judged: a backlog means events are late, not that this instance should
     // leave the load balancer (another instance would see the same table).
-    if database && let Ok(Ok(backlog)) = tokio::time::timeout(PING_TIMEOUT, outbox::backlog(&state.app.db)).await {
-        body["outbox"] = json!({
-            "waiting": backlog.waiting,
-            "oldestAgeSeconds": backlog.oldest_age.map(|age| (age.as_secs_f64() * 1000.0).round() / 1000.0),
-        });
-    }
-    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+    let backlog = match database {
+        true => tokio::time::timeout(PING_TIMEOUT, outbox::backlog(&state.app.db)).await.ok().and_then(Result::ok),
+        false => None,
+    };
+    Some(Checked { database, redis, backlog })
 }

@@ -7,6 +7,7 @@ mod content_type;
 mod graphql;
 mod health;
 pub mod lifecycle;
+mod metrics;
 mod rest;
 mod ws;
 
@@ -47,13 +48,21 @@ pub struct HttpState {
     pub socket_registry: Arc<SocketRegistry>,
     /// Serving, draining or stopping: what `/readyz` says and when sockets close.
     pub lifecycle: Lifecycle,
+    /// Renders `/metrics`.
+    pub metrics: minifig_common::metrics::PrometheusHandle,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The API's routes. `/metrics` is among them unless `METRICS_ADDR` gives it a listener of
+/// its own ([`metrics_router`]).
 pub fn router(state: HttpState) -> Router {
     let trusted_proxies = TrustedProxies::new(state.app.settings.trusted_proxies.clone());
-    Router::new()
+    let mut routes = Router::new();
+    if state.app.settings.metrics_addr.is_none() {
+        routes = routes.route("/metrics", get(metrics::render));
+    }
+    routes
         .route("/", get(graphiql))
         .route("/playground", get(playground))
         .route("/graphql", get(ws::get).post(graphql::post))
@@ -71,6 +80,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
         }))
+        .layer(axum::middleware::from_fn(metrics::count))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -95,6 +105,16 @@ pub fn router(state: HttpState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The listener of `METRICS_ADDR`: `/metrics` and the probes, nothing of the API.
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 async fn graphiql() -> Html<String> {

@@ -104,8 +104,9 @@ pub async fn log_in(
     password: &str,
     client: IpAddr,
 ) -> Result<Session, AppError> {
-    let account = authenticate(db, hasher, throttle, login, password, client).await?;
-    open_session(tokens, account)
+    let account = authenticate(db, hasher, throttle, login, password, client).await;
+    crate::metrics::login(account.as_ref().map_or_else(AppError::code, |_| crate::metrics::OK));
+    open_session(tokens, account?)
 }
 
 fn open_session(tokens: &TokenKeys, account: Account) -> Result<Session, AppError> {
@@ -177,10 +178,10 @@ pub async fn authenticate(
     // An account is counted as one whichever of its names (username, email) is tried; an
     // unknown name is counted by itself, in the same way.
     let subject = user.as_ref().map_or_else(|| format!("name:{}", login.to_lowercase()), |user| user.id.to_string());
-    let reservation = throttle
-        .reserve(&subject, client)
-        .await
-        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+    let reservation = throttle.reserve(&subject, client).await.map_err(|retry_after_secs| {
+        crate::metrics::throttle_refused();
+        AppError::RateLimited { retry_after_secs }
+    })?;
     let checked = check_password(hasher, user, password).await;
     let outcome = match &checked {
         Ok(Some(_)) => Outcome::Success,

@@ -12,6 +12,7 @@ mod hostile_input;
 mod http;
 mod key_order;
 mod login_throttle;
+mod metrics;
 mod orders;
 mod pipeline;
 mod redis_half_open;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use graphql_client::GraphQLQuery;
+use minifig_common::error_code;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
@@ -23,6 +24,7 @@ use self::errors::unusable;
 pub use self::errors::{ApiError, classify};
 use self::operations::{Login, OrderState, UpdateOrderStatus, login, order_state, update_order_status};
 use crate::config::WorkerSettings;
+use crate::metrics;
 use crate::status::{OrderStatus, Status};
 
 /// How long one HTTP request may take before the API counts as unreachable.
@@ -183,21 +185,35 @@ impl ApiClient {
         token: Option<&str>,
     ) -> Result<Q::ResponseData, ApiError> {
         let body = Q::build_query(variables);
-        let mut request = self.http.post(&self.url).json(&body);
+        let started = std::time::Instant::now();
+        let result = self.send::<Q>(&body, token).await;
+        metrics::api_call(body.operation_name, result.as_ref().err().map(|(_, code)| *code), started.elapsed());
+        result.map_err(|(err, _)| err)
+    }
+
+    async fn send<Q: GraphQLQuery>(
+        &self,
+        body: &graphql_client::QueryBody<Q::Variables>,
+        token: Option<&str>,
+    ) -> Result<Q::ResponseData, (ApiError, &'static str)> {
+        /// The `code` label of a call that got no GraphQL answer.
+        const UNREACHABLE: &str = "unreachable";
+        const UNUSABLE: &str = "unusable";
+        let mut request = self.http.post(&self.url).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|err| ApiError::Transient(describe(&err)))?;
+        let response = request.send().await.map_err(|err| (ApiError::Transient(describe(&err)), UNREACHABLE))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|err| ApiError::Transient(describe(&err)))?;
+        let bytes = response.bytes().await.map_err(|err| (ApiError::Transient(describe(&err)), UNREACHABLE))?;
         let parsed: graphql_client::Response<Q::ResponseData> = parse_json(&bytes).map_err(|err| {
-            unusable(status, format!("HTTP {status} with a body that is not a GraphQL response ({err})"))
+            (unusable(status, format!("HTTP {status} with a body that is not a GraphQL response ({err})")), UNUSABLE)
         })?;
         if let Some(error) = parsed.errors.as_ref().and_then(|errors| errors.first()) {
             let code = error.extensions.as_ref().and_then(|ext| ext.get("code")).and_then(|code| code.as_str());
-            return Err(classify(code, &error.message));
+            return Err((classify(code, &error.message), code.map_or(UNUSABLE, error_code::label)));
         }
-        parsed.data.ok_or_else(|| unusable(status, format!("HTTP {status} with neither data nor errors")))
+        parsed.data.ok_or_else(|| (unusable(status, format!("HTTP {status} with neither data nor errors")), UNUSABLE))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 use tracing::Instrument;
@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::Shared;
 use crate::api::ApiError;
 use crate::circuit::CallError;
+use crate::metrics;
 use crate::retry;
 use crate::source::Delivery;
 use crate::status::{Status, Step, delay_before, next_step};
@@ -49,11 +50,25 @@ pub(super) enum Why {
     NoFreeSlot,
 }
 
+impl Why {
+    /// One of [`metrics::RELEASE_REASONS`].
+    fn label(self) -> &'static str {
+        match self {
+            Why::ShuttingDown => "shutting_down",
+            Why::ApiDown => "api_down",
+            Why::Refused => "refused",
+            Why::Failing => "failing",
+            Why::NoFreeSlot => "no_free_slot",
+        }
+    }
+}
+
 /// Works on one delivery from start to acknowledgement or release. `_slot` frees its
 /// concurrency slot when the task ends.
 pub(super) async fn work(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
     let span = tracing::info_span!("order", order_id = %delivery.order_id, entry = %delivery.id);
     async move {
+        let _in_progress = metrics::in_progress();
         let lock = shared.locks.get(&delivery.order_id);
         let outcome = match take_turn(&shared, &delivery, &lock).await {
             Ok(_turn) => process(&shared, &delivery).await,
@@ -63,6 +78,10 @@ pub(super) async fn work(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSe
         match outcome {
             Outcome::Final(status) => {
                 tracing::info!(%status, "order is final");
+                metrics::finished(match &status {
+                    Status::Known(status) => status.as_str(),
+                    Status::Unknown(_) => "other",
+                });
                 ack(&shared, &delivery).await;
             }
             Outcome::Gone => {
@@ -121,6 +140,7 @@ async fn process(shared: &Shared, delivery: &Delivery) -> Outcome {
         if let Some(why) = shared.must_let_go() {
             return Outcome::Release(why);
         }
+        let started = Instant::now();
         let delay = delay_before(&to, shared.step);
         if !delay.is_zero()
             && let Some(why) = shared.pause(delivery, delay).await
@@ -132,6 +152,7 @@ async fn process(shared: &Shared, delivery: &Delivery) -> Outcome {
         match shared.call(delivery, || shared.api.update_status(order_id, &to)).await {
             Ok(now) => {
                 tracing::info!(status = %now.status, version = now.version, "order moved");
+                metrics::step(to, started.elapsed());
                 order = now;
                 refusals = 0;
             }
@@ -171,6 +192,7 @@ async fn ack(shared: &Shared, delivery: &Delivery) {
 }
 
 pub(super) async fn release(shared: &Shared, delivery: &Delivery, why: Why) {
+    metrics::released(why.label());
     let released =
         retry::retrying(retry::REDIS_WRITE, "handing the order back", || shared.source.release(delivery)).await;
     match released {

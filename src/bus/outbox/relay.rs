@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use entity::outbox;
 use minifig_common::backoff::{Backoff, Policy};
@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::{CLAIM_FOR, ORPHAN_AGE, Outbox, OutboxMessage, POLL_INTERVAL, QUEUE_CAPACITY, Written};
 use crate::bus::Bus;
 use crate::db;
+use crate::metrics::{self, Source};
 
 /// Messages published per batch, and rows read per transaction.
 const BATCH: usize = 512;
@@ -103,8 +104,17 @@ impl Relay {
     /// from the table, with backoff. Rows of messages Redis refused stay for the poll.
     async fn relay_handed_over(&self, batch: &[Written]) -> anyhow::Result<()> {
         let messages: Vec<&OutboxMessage> = batch.iter().map(|w| &w.message).collect();
-        let outcomes = self.bus.publish(&messages).await;
+        let outcomes = self.publish(&messages, Source::Memory).await;
         settle(&self.db, batch.iter().map(|w| w.id), outcomes).await.outcome
+    }
+
+    /// Publishes one batch, timed and counted.
+    async fn publish(&self, messages: &[&OutboxMessage], source: Source) -> Vec<anyhow::Result<()>> {
+        let started = Instant::now();
+        let outcomes = self.bus.publish(messages).await;
+        let refused = outcomes.iter().filter(|outcome| outcome.is_err()).count();
+        metrics::relay_published(source, outcomes.len() - refused, refused, started.elapsed());
+        outcomes
     }
 
     /// Publishes the rows of the table older than `age` (all of them: `None`), oldest
@@ -194,7 +204,7 @@ impl Relay {
             }
         }
         let messages: Vec<&OutboxMessage> = readable.iter().map(|(_, message)| message).collect();
-        let outcomes = self.bus.publish(&messages).await;
+        let outcomes = self.publish(&messages, Source::Table).await;
         let settled = settle(db, readable.iter().map(|(id, _)| *id), outcomes).await;
         Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, settled }))
     }

@@ -8,6 +8,7 @@ use super::status::OrderStatusEvent;
 use crate::error::AppError;
 use crate::graphql::context::{principal, state};
 use crate::graphql::guards::AuthenticatedGuard;
+use crate::metrics;
 use crate::services::order_feed::{self, EventCursor};
 use crate::services::orders;
 
@@ -46,8 +47,11 @@ impl OrderSubscription {
             )
             .into());
         }
-        Ok(order_feed::order_status(state.feed_reads.clone(), live, history, after_version)
-            .map(|event| event.map(OrderStatusEvent::from).map_err(Into::into)))
+        let active = metrics::subscription_active("orderStatus");
+        Ok(order_feed::order_status(state.feed_reads.clone(), live, history, after_version).map(move |event| {
+            let _counted_while_the_stream_lives = &active;
+            event.map(OrderStatusEvent::from).map_err(Into::into)
+        }))
     }
 
     /// Every status event of the caller's orders, including PENDING when an order is
@@ -68,6 +72,10 @@ impl OrderSubscription {
             .transpose()?;
         let state = state(ctx)?;
         let events = order_feed::user_events(state.db.clone(), state.hub.clone(), principal.user_id, after).await?;
-        Ok(events.map(|event| event.map(OrderStatusEvent::from).map_err(Into::into)))
+        let active = metrics::subscription_active("myOrderEvents");
+        Ok(events.map(move |event| {
+            let _counted_while_the_stream_lives = &active;
+            event.map(OrderStatusEvent::from).map_err(Into::into)
+        }))
     }
 }

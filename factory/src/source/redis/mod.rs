@@ -31,6 +31,7 @@ use fred::prelude::*;
 use fred::types::Value;
 use fred::types::config::Options;
 use secrecy::ExposeSecret;
+use tokio::sync::broadcast::error::RecvError;
 
 pub use minifig_common::redis::ORDER_ID_FIELD;
 use minifig_common::redis::{COMMAND_TIMEOUT, ORDERS_STREAM};
@@ -43,6 +44,7 @@ use self::consumer::consumer_name;
 use self::replies::{Autoclaim, Entry, parse_autoclaim, parse_read};
 use super::{Delivery, OrderSource};
 use crate::config::RedisSettings;
+use crate::metrics;
 
 /// The consumer group every factory reads with (contract, section 5).
 pub const CONSUMER_GROUP: &str = "factory";
@@ -126,6 +128,12 @@ impl RedisStreamSource {
             held: Mutex::new(HashSet::new()),
         };
         for client in [&source.writer, &source.reader] {
+            let mut reconnections = client.reconnect_rx();
+            tokio::spawn(async move {
+                while !matches!(reconnections.recv().await, Err(RecvError::Closed)) {
+                    metrics::redis_reconnected();
+                }
+            });
             client.connect();
         }
         match tokio::time::timeout(COMMAND_TIMEOUT, source.writer.wait_for_connect()).await {
@@ -144,6 +152,18 @@ impl RedisStreamSource {
     /// The stream key, `<prefix>orders`.
     pub fn stream_key(&self) -> &str {
         &self.stream
+    }
+
+    /// Entries delivered to the group and not yet acknowledged, by any of its consumers
+    /// (`XPENDING` summary): the orders in the works or waiting to be claimed back.
+    pub async fn pending_entries(&self) -> anyhow::Result<u64> {
+        let summary: Value = self
+            .writer
+            .xpending(&self.stream, CONSUMER_GROUP, ())
+            .await
+            .with_context(|| format!("XPENDING on {}", self.stream))?;
+        let count = summary.into_array().into_iter().next().and_then(|count| count.as_u64());
+        count.with_context(|| format!("reading XPENDING on {}", self.stream))
     }
 
     /// This source's consumer name in the group.
@@ -223,6 +243,7 @@ impl RedisStreamSource {
         for delivery in &deliveries {
             tracing::info!(order_id = %delivery.order_id, entry = %delivery.id, "took over an order another factory left");
         }
+        metrics::claimed(deliveries.len());
         Ok(deliveries)
     }
 

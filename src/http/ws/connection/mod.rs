@@ -67,10 +67,17 @@ pub async fn serve(mut socket: WebSocket, setup: Setup, admission: Admission) {
     let span = tracing::debug_span!("websocket", protocol = protocol.name());
     async move {
         let _admission = admission;
+        let _open = crate::metrics::socket_open(protocol.name());
         let mut connection = Connection::new(setup);
         let end = connection.run(&mut socket).await;
         // Operations end with the socket, whatever the close handshake does.
         drop(connection);
+        crate::metrics::socket_closed(match &end {
+            End::Left | End::TooSlow => "1006",
+            End::ClientClosed => "client",
+            End::Terminated => protocol::code_label(protocol::NORMAL_CLOSURE_CODE),
+            End::Fatal(fatal) => protocol::code_label(fatal.code()),
+        });
         match end {
             End::Left => tracing::debug!("the client left"),
             End::ClientClosed => {

@@ -79,9 +79,48 @@ impl Fatal {
     }
 }
 
+/// A close code the server sends, as a metric label.
+pub fn code_label(code: u16) -> &'static str {
+    match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1009 => "1009",
+        4400 => "4400",
+        4401 => "4401",
+        4403 => "4403",
+        4408 => "4408",
+        4409 => "4409",
+        4429 => "4429",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_close_code_has_a_label_of_its_own() {
+        let all = [
+            Fatal::Malformed(String::new()),
+            Fatal::Unauthorized,
+            Fatal::Forbidden(TokenError::Invalid),
+            Fatal::TokenExpired,
+            Fatal::InitTimeout,
+            Fatal::AnonymousIdle,
+            Fatal::KeepAliveTimeout,
+            Fatal::DuplicateId(String::new()),
+            Fatal::TooManyInits,
+            Fatal::GoingAway,
+            Fatal::MessageTooBig,
+            Fatal::FramingError,
+        ];
+        for fatal in all.iter() {
+            assert_eq!(code_label(fatal.code()), fatal.code().to_string(), "{fatal:?}");
+        }
+        assert_eq!(code_label(NORMAL_CLOSURE_CODE), "1000");
+    }
 
     #[test]
     fn close_codes_follow_graphql_transport_ws() {

@@ -46,7 +46,7 @@ mod close;
 mod server;
 
 pub use self::client::{ClientMessage, Malformed};
-pub use self::close::{Fatal, NORMAL_CLOSURE_CODE, NORMAL_CLOSURE_REASON};
+pub use self::close::{Fatal, NORMAL_CLOSURE_CODE, NORMAL_CLOSURE_REASON, code_label};
 pub use self::server::ServerMessage;
 
 /// The subprotocol a socket speaks, chosen from `Sec-WebSocket-Protocol` at the upgrade.

@@ -1,0 +1,193 @@
+//! `GET /metrics`: the counters move by exactly what a known sequence of operations did,
+//! the exposition passes `promtool check metrics`, and `METRICS_ADDR` moves it off the API.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{PASSWORD, ProcessInstance, spawn_server_process, unique_username};
+use crate::websocket::{TRANSPORT, WsClient};
+
+/// The value of every sample of one scrape, by its series (`name{labels}` as printed).
+struct Scrape(HashMap<String, f64>);
+
+impl Scrape {
+    fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a sample line: {line}"));
+                (series.to_owned(), value.parse().unwrap_or_else(|_| panic!("a number in {line}")))
+            })
+            .collect();
+        Scrape(samples)
+    }
+
+    /// A series that is absent counts as zero (it has not happened yet).
+    fn get(&self, series: &str) -> f64 {
+        self.0.get(series).copied().unwrap_or(0.0)
+    }
+}
+
+async fn scrape_text(base: &str) -> String {
+    let response = reqwest::get(format!("{base}/metrics")).await.expect("the scrape is answered");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    response.text().await.expect("a text body")
+}
+
+async fn scrape(base: &str) -> Scrape {
+    Scrape::parse(&scrape_text(base).await)
+}
+
+/// Scrapes until `series` reads `value` (a gauge that follows a socket's asynchronous end).
+async fn eventually(base: &str, series: &str, value: f64) -> Scrape {
+    for _ in 0..100 {
+        let scrape = scrape(base).await;
+        if scrape.get(series) == value {
+            return scrape;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{series} never read {value}");
+}
+
+async fn graphql(server: &ProcessInstance, token: Option<&str>, query: &str, variables: Value) -> Value {
+    server.graphql(token, query, variables).await
+}
+
+const REGISTER: &str = "mutation Register($input: RegisterInput!) { register(input: $input) { token } }";
+const LOGIN: &str = "mutation Login($input: LoginInput!) { login(input: $input) { token } }";
+const QUOTE: &str = "query Quote($input: OrderInput!) { quote(input: $input) { total { cents } } }";
+const FIGURINES: &str = "query Figurines { figurines { id sku } }";
+const PLACE_ORDER: &str = "mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }";
+const WATCH: &str = "subscription Watch($id: ID!) { orderStatus(orderId: $id) { status version } }";
+
+#[tokio::test]
+async fn counters_move_by_exactly_what_was_done() {
+    // No embedded factory: nothing but this test's requests happens on the server.
+    let server = spawn_server_process(&["--embedded-factory", "false"]).await;
+    let base = server.address.clone();
+    let username = unique_username("metrics");
+    let registered = graphql(
+        &server,
+        None,
+        REGISTER,
+        json!({"input": {"username": username, "email": format!("{username}@example.com"), "password": PASSWORD, "address": "1 Main St"}}),
+    )
+    .await;
+    assert!(registered["data"]["register"]["token"].is_string(), "{registered}");
+    let figurines = graphql(&server, None, FIGURINES, json!({})).await;
+    let knight = figurines["data"]["figurines"]
+        .as_array()
+        .and_then(|all| all.iter().find(|f| f["sku"] == "FIG-KNIGHT"))
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .expect("the seeded knight");
+    let items = json!([{"figurineId": knight, "quantity": 2}]);
+
+    let before = scrape(&base).await;
+
+    // The known sequence: a login, a quote, a placed order, a subscription, refused requests.
+    let login = graphql(&server, None, LOGIN, json!({"input": {"username": username, "password": PASSWORD}})).await;
+    let token = login["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("{login}")).to_owned();
+    let quote = graphql(&server, None, QUOTE, json!({"input": {"items": items}})).await;
+    assert!(quote["data"]["quote"]["total"]["cents"].is_i64(), "{quote}");
+    let placed = graphql(&server, Some(&token), PLACE_ORDER, json!({"input": {"items": items}})).await;
+    let order_id = placed["data"]["placeOrder"]["id"].as_str().unwrap_or_else(|| panic!("{placed}")).to_owned();
+    let wrong =
+        graphql(&server, None, LOGIN, json!({"input": {"username": username, "password": "Wrong-Pass-1"}})).await;
+    assert_eq!(wrong["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{wrong}");
+    let anonymous = graphql(&server, None, PLACE_ORDER, json!({"input": {"items": items}})).await;
+    assert_eq!(anonymous["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{anonymous}");
+
+    let mut socket = WsClient::connect_to(&base, Some(TRANSPORT), None).await.expect("the upgrade");
+    socket.init(json!({"Authorization": format!("Bearer {token}")})).await;
+    socket.subscribe("w", WATCH, json!({"id": order_id})).await;
+    let first = socket.next_data("w").await;
+    assert_eq!(first["orderStatus"]["status"], "PENDING", "{first}");
+
+    let open = scrape(&base).await;
+    assert_eq!(open.get(r#"minifig_websocket_sockets_open{subprotocol="graphql-transport-ws"}"#), 1.0);
+    assert_eq!(open.get(r#"minifig_subscriptions_active{field="orderStatus"}"#), 1.0);
+
+    socket.send_raw(Message::Close(None)).await;
+    let _ = socket.closed().await;
+    let after = eventually(&base, r#"minifig_websocket_sockets_open{subprotocol="graphql-transport-ws"}"#, 0.0).await;
+
+    let moved = |series: &str| after.get(series) - before.get(series);
+    let operations = |kind: &str, name: &str, outcome: &str| {
+        moved(&format!(r#"minifig_graphql_operations_total{{type="{kind}",name="{name}",outcome="{outcome}"}}"#))
+    };
+    assert_eq!(operations("mutation", "Login", "ok"), 1.0);
+    assert_eq!(operations("mutation", "Login", "UNAUTHENTICATED"), 1.0);
+    assert_eq!(operations("query", "Quote", "ok"), 1.0);
+    assert_eq!(operations("mutation", "PlaceOrder", "ok"), 1.0);
+    assert_eq!(operations("mutation", "PlaceOrder", "UNAUTHENTICATED"), 1.0);
+    assert_eq!(operations("subscription", "Watch", "ok"), 1.0);
+    assert_eq!(operations("query", "Figurines", "ok"), 0.0, "only what ran between the scrapes counts");
+    assert_eq!(
+        moved(r#"minifig_graphql_operation_duration_seconds_count{type="query",name="Quote",outcome="ok"}"#),
+        1.0
+    );
+    // The five POSTs, the upgrade, and the scrapes in between (this test's second and the
+    // gauge polls of `eventually`, each counted once it is answered).
+    assert_eq!(moved(r#"minifig_http_requests_total{route="/graphql",status="200"}"#), 5.0);
+    assert_eq!(moved(r#"minifig_http_requests_total{route="/graphql",status="101"}"#), 1.0);
+    assert!(moved(r#"minifig_http_requests_total{route="/metrics",status="200"}"#) >= 2.0);
+    assert_eq!(moved(r#"minifig_logins_total{outcome="ok"}"#), 1.0);
+    assert_eq!(moved(r#"minifig_logins_total{outcome="UNAUTHENTICATED"}"#), 1.0);
+    assert_eq!(moved("minifig_login_throttle_refusals_total"), 0.0);
+    assert_eq!(moved(r#"minifig_password_hash_wait_seconds_count{share="login"}"#), 2.0);
+    assert_eq!(moved(r#"minifig_websocket_closes_total{code="client"}"#), 1.0);
+    assert_eq!(after.get(r#"minifig_subscriptions_active{field="orderStatus"}"#), 0.0);
+    // The order for the factory and its PENDING event, handed over at commit.
+    assert_eq!(moved(r#"minifig_relay_messages_published_total{source="memory"}"#), 2.0);
+    assert_eq!(moved(r#"minifig_relay_publish_failures_total{source="memory"}"#), 0.0);
+    assert_eq!(moved("minifig_hub_events_dispatched_total"), 1.0);
+    assert_eq!(moved("minifig_event_delay_seconds_count"), 1.0);
+    assert_eq!(after.get("minifig_ready"), 1.0);
+    assert_eq!(after.get("minifig_outbox_rows_waiting"), 0.0);
+}
+
+#[tokio::test]
+async fn the_exposition_passes_promtool() {
+    let server = spawn_server_process(&[]).await;
+    // Something in every family: a request of each kind, and a scrape to sample the gauges.
+    let _ = graphql(&server, None, FIGURINES, json!({})).await;
+    let _ = graphql(&server, None, "{ nope }", json!({})).await;
+    let _ = scrape_text(&server.address).await;
+    let text = scrape_text(&server.address).await;
+    for family in ["minifig_graphql_operation_duration_seconds", "minifig_http_request_duration_seconds"] {
+        assert!(text.contains(&format!("# TYPE {family} histogram")), "{family} is a histogram:\n{text}");
+    }
+    let mut promtool = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (Debian's `prometheus` package; scripts/test installs it)");
+    let mut stdin = promtool.stdin.take().expect("promtool's stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await.expect("the exposition is written");
+    drop(stdin);
+    let checked = promtool.wait_with_output().await.expect("promtool finishes");
+    let said = format!("{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+    assert!(checked.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n{text}");
+}
+
+#[tokio::test]
+async fn metrics_addr_serves_them_apart_from_the_api() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let server = spawn_server_process(&["--metrics-addr", &address]).await;
+    let on_api = reqwest::get(format!("{}/metrics", server.address)).await.expect("answered");
+    assert_eq!(on_api.status(), 404, "the API's listener no longer serves /metrics");
+    let text = scrape_text(&format!("http://{address}")).await;
+    assert!(text.contains("minifig_ready 1"), "{text}");
+    let graphql = reqwest::get(format!("http://{address}/graphql")).await.expect("answered");
+    assert_eq!(graphql.status(), 404, "the metrics listener serves nothing of the API");
+}
