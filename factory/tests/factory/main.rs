@@ -6,6 +6,7 @@ mod blips;
 mod fault;
 mod helpers;
 mod lifecycle;
+mod metrics;
 mod process;
 mod settings_doc;
 mod stream;
