@@ -12,10 +12,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Request, Response, ServerError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use minifig_common::telemetry::propagation;
+use tracing::Instrument;
 
 use super::AppSchema;
 use super::error_codes::{ArgumentPositions, REQUEST_ERROR, with_codes};
@@ -65,19 +67,36 @@ impl Engine {
         Engine { schema, documents: Arc::default(), refuse_introspection }
     }
 
-    /// Runs a query or mutation.
+    /// Runs a query or mutation; while traces are on, in a span of its own.
     pub async fn execute(&self, request: Request) -> Response {
         match self.prepare(request) {
-            Ok((request, arguments)) => with_codes(self.schema.execute(request).await, &arguments),
+            Ok((mut request, arguments)) => {
+                let response = match operation_span(&mut request) {
+                    Some(span) => self.schema.execute(request).instrument(span).await,
+                    None => self.schema.execute(request).await,
+                };
+                with_codes(response, &arguments)
+            }
             Err(refused) => *refused,
         }
     }
 
-    /// Runs any operation as a stream of results (the WebSocket transport).
-    pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
+    /// Runs any operation as a stream of results (the WebSocket transport). While traces
+    /// are on, the operation is a span (as long as its stream lasts) in the trace of
+    /// `traceparent` (see `http::ws`: the operation's own, the socket's, or the upgrade
+    /// request's).
+    pub fn execute_stream(&self, request: Request, traceparent: Option<&str>) -> BoxStream<'static, Response> {
         match self.prepare(request) {
-            Ok((request, arguments)) => {
-                self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments)).boxed()
+            Ok((mut request, arguments)) => {
+                let span = operation_span(&mut request);
+                let results = self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments));
+                match span {
+                    Some(span) => {
+                        propagation::set_parent(&span, traceparent, None);
+                        in_span(results, span).boxed()
+                    }
+                    None => results.boxed(),
+                }
             }
             Err(refused) => futures::stream::once(async move { *refused }).boxed(),
         }
@@ -122,6 +141,59 @@ impl Engine {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parsed>> {
         // A cache of parsed texts cannot be left inconsistent by a panic.
         self.documents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The span of one operation, while traces are on (`None` otherwise, at the cost of an
+/// atomic load): named after the operation, or after its root fields when it has no name
+/// (`placeOrder`), with its type. Never its variables, which may hold a password.
+fn operation_span(request: &mut Request) -> Option<tracing::Span> {
+    if !propagation::is_enabled() {
+        return None;
+    }
+    let wanted = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    let (name, operation) = document
+        .operations
+        .iter()
+        .find(|(name, _)| wanted.is_none() || name.map(|name| name.as_str()) == wanted.as_deref())?;
+    let kind = match operation.node.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    let root_fields: Vec<&str> = operation
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .filter_map(|selection| match &selection.node {
+            Selection::Field(field) => Some(field.node.name.node.as_str()),
+            _ => None,
+        })
+        .collect();
+    let root_fields = root_fields.join(",");
+    let otel_name = name.map(|name| name.as_str()).unwrap_or(&root_fields).to_owned();
+    Some(tracing::info_span!(
+        "graphql",
+        otel.name = otel_name,
+        graphql.operation.type = kind,
+        graphql.operation.name = name.map(|name| name.as_str()),
+        graphql.root_fields = root_fields,
+    ))
+}
+
+/// `results`, each polled inside `span`, which ends when the stream is dropped.
+fn in_span<S>(mut results: S, span: tracing::Span) -> impl futures::Stream<Item = S::Item> + Send + 'static
+where
+    S: futures::Stream + Unpin + Send + 'static,
+    S::Item: Send + 'static,
+{
+    async_stream::stream! {
+        while let Some(result) = results.next().instrument(span.clone()).await {
+            yield result;
+        }
     }
 }
 

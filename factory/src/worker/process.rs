@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use minifig_common::telemetry::propagation;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 use tracing::Instrument;
 
@@ -53,6 +54,8 @@ pub(super) enum Why {
 /// concurrency slot when the task ends.
 pub(super) async fn work(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
     let span = tracing::info_span!("order", order_id = %delivery.order_id, entry = %delivery.id);
+    // The trace the order was placed in (a malformed or absent context: a trace of its own).
+    propagation::set_parent(&span, delivery.traceparent.as_deref(), None);
     async move {
         let lock = shared.locks.get(&delivery.order_id);
         let outcome = match take_turn(&shared, &delivery, &lock).await {
@@ -121,15 +124,18 @@ async fn process(shared: &Shared, delivery: &Delivery) -> Outcome {
         if let Some(why) = shared.must_let_go() {
             return Outcome::Release(why);
         }
+        // One span per production step, the work and the status change that ends it, so a
+        // trace shows where an order's time went.
+        let step = tracing::info_span!("factory.step", to = %to);
         let delay = delay_before(&to, shared.step);
         if !delay.is_zero()
-            && let Some(why) = shared.pause(delivery, delay).await
+            && let Some(why) = shared.pause(delivery, delay).instrument(step.clone()).await
         {
             return Outcome::Release(why);
         }
         // The API answers a change to the status the order already has with the order as
         // it is, so a retried step whose first answer was lost is progress like any other.
-        match shared.call(delivery, || shared.api.update_status(order_id, &to)).await {
+        match shared.call(delivery, || shared.api.update_status(order_id, &to)).instrument(step).await {
             Ok(now) => {
                 tracing::info!(status = %now.status, version = now.version, "order moved");
                 order = now;
