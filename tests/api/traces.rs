@@ -295,6 +295,25 @@ async fn one_trace_links_a_clients_place_order_to_the_factorys_shipped_status_ch
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let spans: Vec<Collected> = collector.spans().into_iter().filter(|span| span.trace_id == CLIENT_TRACE_ID).collect();
+    let relay = spans.iter().find(|span| span.name == "outbox.publish" && span.attribute("topic") == Some("orders"));
+    let work = spans.iter().find(|span| span.service == "minifig-factory" && span.name == "order");
+    assert_eq!(
+        work.map(|span| &span.parent_span_id),
+        relay.map(|span| &span.span_id),
+        "the factory's work hangs under the relay's span"
+    );
+    let calls: Vec<&str> = spans
+        .iter()
+        .filter(|span| span.service == "minifig-factory" && span.name == "api.request")
+        .map(|span| span.span_id.as_str())
+        .collect();
+    assert!(
+        spans.iter().any(|span| span.service == "minifig"
+            && span.name == "request"
+            && calls.contains(&span.parent_span_id.as_str())),
+        "the API's spans of the factory's calls are children of the calls: {spans:#?}"
+    );
     factory.terminate();
 }
 
