@@ -22,6 +22,7 @@ use crate::helpers::{
     FACTORY_PASSWORD, FACTORY_USERNAME, PASSWORD, ProcessInstance, RedisKeys, spawn_server_process_with_env,
     test_redis_url, unique_redis_prefix, unique_username,
 };
+use crate::websocket::{TRANSPORT, WsClient};
 
 const EVENTUALLY: Duration = Duration::from_secs(60);
 
@@ -213,35 +214,38 @@ async fn place_order_in_trace(server: &ProcessInstance, traceparent: &str) -> St
     body["data"]["placeOrder"]["id"].as_str().unwrap_or_else(|| panic!("placeOrder failed: {body}")).to_owned()
 }
 
-/// What the trace must hold; each a description and a test on one span.
-type Expectation = (&'static str, fn(&Collected, &str) -> bool);
+/// What the trace must hold; each a description and a test on one span, given the order
+/// and the factory's service name.
+type Expectation = (&'static str, fn(&Collected, &str, &str) -> bool);
 
 const EXPECTED: &[Expectation] = &[
-    ("the server's span of the client's request, child of the client's span", |span, _| {
+    ("the server's span of the client's request, child of the client's span", |span, _, _| {
         span.service == "minifig" && span.name == "request" && span.parent_span_id == CLIENT_SPAN_ID
     }),
-    ("the server's placeOrder operation", |span, _| span.service == "minifig" && span.name == "placeOrder"),
-    ("the relay's publishing of the order", |span, order| {
+    ("the server's placeOrder operation", |span, _, _| span.service == "minifig" && span.name == "placeOrder"),
+    ("the relay's publishing of the order", |span, order, _| {
         span.service == "minifig"
             && span.name == "outbox.publish"
             && span.attribute("topic") == Some("orders")
             && span.attribute("order_id") == Some(order)
     }),
-    ("the factory's work on the order", |span, order| {
-        span.service == "minifig-factory" && span.name == "order" && span.attribute("order_id") == Some(order)
+    ("the factory's work on the order", |span, order, factory| {
+        span.service == factory && span.name == "order" && span.attribute("order_id") == Some(order)
     }),
-    ("the factory's ACCEPTED step", |span, _| span.name == "factory.step" && span.attribute("to") == Some("ACCEPTED")),
-    ("the factory's IN_PRODUCTION step", |span, _| {
+    ("the factory's ACCEPTED step", |span, _, _| {
+        span.name == "factory.step" && span.attribute("to") == Some("ACCEPTED")
+    }),
+    ("the factory's IN_PRODUCTION step", |span, _, _| {
         span.name == "factory.step" && span.attribute("to") == Some("IN_PRODUCTION")
     }),
-    ("the factory's SHIPPED step", |span, _| span.name == "factory.step" && span.attribute("to") == Some("SHIPPED")),
-    ("the server's SHIPPED status change (updateOrderStatus)", |span, order| {
+    ("the factory's SHIPPED step", |span, _, _| span.name == "factory.step" && span.attribute("to") == Some("SHIPPED")),
+    ("the server's SHIPPED status change (updateOrderStatus)", |span, order, _| {
         span.service == "minifig"
             && span.name == "change_status"
             && span.attribute("order") == Some(order)
             && span.attribute("to") == Some("SHIPPED")
     }),
-    ("the server's fan-out of SHIPPED", |span, order| {
+    ("the server's fan-out of SHIPPED", |span, order, _| {
         span.service == "minifig"
             && span.name == "hub.dispatch"
             && span.attribute("order_id") == Some(order)
@@ -253,12 +257,54 @@ const CLIENT_TRACE_ID: &str = "5f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const CLIENT_SPAN_ID: &str = "a1b2c3d4e5f60718";
 
 /// Which expectations no span of `trace_id` meets yet.
-fn missing(spans: &[Collected], trace_id: &str, order: &str) -> Vec<&'static str> {
+fn missing(spans: &[Collected], trace_id: &str, order: &str, factory: &str) -> Vec<&'static str> {
     EXPECTED
         .iter()
-        .filter(|(_, test)| !spans.iter().any(|span| span.trace_id == trace_id && test(span, order)))
+        .filter(|(_, test)| !spans.iter().any(|span| span.trace_id == trace_id && test(span, order, factory)))
         .map(|(what, _)| *what)
         .collect()
+}
+
+/// Waits until the client's trace holds every [`EXPECTED`] span, and checks how the
+/// processes' spans hang together; its spans.
+async fn the_clients_trace(collector: &Collector, order: &str, factory: &str) -> Vec<Collected> {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let spans = collector.spans();
+        let missing = missing(&spans, CLIENT_TRACE_ID, order, factory);
+        if missing.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let traces: Vec<String> = spans
+                .iter()
+                .filter(|span| span.attributes.values().any(|value| value == order) || span.name == "placeOrder")
+                .map(|span| format!("{} {} {} {:?}", span.service, span.trace_id, span.name, span.attributes))
+                .collect();
+            panic!("the client's trace lacks {missing:#?}\nspans about the order:\n{}", traces.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spans: Vec<Collected> = collector.spans().into_iter().filter(|span| span.trace_id == CLIENT_TRACE_ID).collect();
+    let relay = spans.iter().find(|span| span.name == "outbox.publish" && span.attribute("topic") == Some("orders"));
+    let work = spans.iter().find(|span| span.service == factory && span.name == "order");
+    assert_eq!(
+        work.map(|span| &span.parent_span_id),
+        relay.map(|span| &span.span_id),
+        "the factory's work hangs under the relay's span"
+    );
+    let calls: Vec<&str> = spans
+        .iter()
+        .filter(|span| span.service == factory && span.name == "api.request")
+        .map(|span| span.span_id.as_str())
+        .collect();
+    assert!(
+        spans.iter().any(|span| span.service == "minifig"
+            && span.name == "request"
+            && calls.contains(&span.parent_span_id.as_str())),
+        "the API's spans of the factory's calls are children of the calls: {spans:#?}"
+    );
+    spans
 }
 
 #[tokio::test]
@@ -278,43 +324,63 @@ async fn one_trace_links_a_clients_place_order_to_the_factorys_shipped_status_ch
 
     let order = place_order_in_trace(&server, &format!("00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01")).await;
 
+    the_clients_trace(&collector, &order, "minifig-factory").await;
+    factory.terminate();
+}
+
+/// `cargo run` on the defaults: the embedded factory takes the order from the in-process
+/// queue, which carries the trace as the stream entry does.
+#[tokio::test]
+async fn the_embedded_factory_continues_the_clients_trace_too() {
+    let collector = Collector::start().await;
+    let env = collector.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let server = spawn_server_process_with_env(&["--factory-step-ms", "50"], &env).await;
+
+    let order = place_order_in_trace(&server, &format!("00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01")).await;
+
+    // One process, one service name.
+    the_clients_trace(&collector, &order, "minifig").await;
+}
+
+/// A browser cannot set headers on a WebSocket: an operation continues the trace in its
+/// `extensions.traceparent`, else the one in the socket's `connection_init` payload.
+#[tokio::test]
+async fn websocket_operations_continue_the_trace_of_their_extensions_or_of_connection_init() {
+    const SOCKET_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const OPERATION_TRACE: &str = "1bf7651916cd43dd8448eb211c80319d";
+    let collector = Collector::start().await;
+    let env = collector.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let server = spawn_server_process_with_env(&[], &env).await;
+    let mut client = WsClient::connect_to(&server.address, Some(TRANSPORT), None).await.expect("upgrade");
+    client.init(json!({"traceparent": format!("00-{SOCKET_TRACE}-{CLIENT_SPAN_ID}-01")})).await;
+
+    // `{ __typename }`, in the socket's trace.
+    client.barrier().await;
+    let extensions = json!({"traceparent": format!("00-{OPERATION_TRACE}-{CLIENT_SPAN_ID}-01")});
+    client
+        .send(json!({"type": "subscribe", "id": "own", "payload": {"query": "{ figurines { id } }", "extensions": extensions}}))
+        .await;
+    client.next_data("own").await;
+
     let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    let traced = |spans: &[Collected], name: &str, trace_id: &str| {
+        spans.iter().any(|span| {
+            span.service == "minifig"
+                && span.name == name
+                && span.trace_id == trace_id
+                && span.parent_span_id == CLIENT_SPAN_ID
+        })
+    };
     loop {
         let spans = collector.spans();
-        let missing = missing(&spans, CLIENT_TRACE_ID, &order);
-        if missing.is_empty() {
+        if traced(&spans, "__typename", SOCKET_TRACE) && traced(&spans, "figurines", OPERATION_TRACE) {
             break;
         }
-        if tokio::time::Instant::now() > deadline {
-            let traces: Vec<String> = spans
-                .iter()
-                .filter(|span| span.attributes.values().any(|value| value == &order) || span.name == "placeOrder")
-                .map(|span| format!("{} {} {} {:?}", span.service, span.trace_id, span.name, span.attributes))
-                .collect();
-            panic!("the client's trace lacks {missing:#?}\nspans about the order:\n{}", traces.join("\n"));
-        }
+        assert!(tokio::time::Instant::now() < deadline, "the operations' spans are not in their traces: {spans:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let spans: Vec<Collected> = collector.spans().into_iter().filter(|span| span.trace_id == CLIENT_TRACE_ID).collect();
-    let relay = spans.iter().find(|span| span.name == "outbox.publish" && span.attribute("topic") == Some("orders"));
-    let work = spans.iter().find(|span| span.service == "minifig-factory" && span.name == "order");
-    assert_eq!(
-        work.map(|span| &span.parent_span_id),
-        relay.map(|span| &span.span_id),
-        "the factory's work hangs under the relay's span"
-    );
-    let calls: Vec<&str> = spans
-        .iter()
-        .filter(|span| span.service == "minifig-factory" && span.name == "api.request")
-        .map(|span| span.span_id.as_str())
-        .collect();
-    assert!(
-        spans.iter().any(|span| span.service == "minifig"
-            && span.name == "request"
-            && calls.contains(&span.parent_span_id.as_str())),
-        "the API's spans of the factory's calls are children of the calls: {spans:#?}"
-    );
-    factory.terminate();
 }
 
 /// `OTEL_EXPORTER_OTLP_PROTOCOL` picks the transport: the first bytes the server sends to

@@ -88,14 +88,12 @@ pub fn init(format: LogFormat, default_filter: &str, service_name: &str) -> Tele
             )
             .try_init(),
     };
-    if installed.is_ok() {
-        if tracer.is_some() {
-            propagation::enable();
-            // The formatter needs the dispatcher to ask the OpenTelemetry layer for a span's
-            // ids; it only exists now that the subscriber is installed.
-            let _ = dispatch.set(tracing::dispatcher::get_default(|current| current.downgrade()));
-            tracing::info!(service = service_name, "sending traces to the OTLP collector");
-        }
+    if installed.is_ok() && tracer.is_some() {
+        propagation::enable();
+        // The formatter needs the dispatcher to ask the OpenTelemetry layer for a span's
+        // ids; it only exists now that the subscriber is installed.
+        let _ = dispatch.set(tracing::dispatcher::get_default(|current| current.downgrade()));
+        tracing::info!(service = service_name, "sending traces to the OTLP collector");
     }
     if let Some(err) = otel_error {
         tracing::error!(error = format!("{err:#}"), "traces are off: the OTLP exporter could not be set up");

@@ -11,6 +11,7 @@
 //!   `OTEL_BSP_EXPORT_TIMEOUT`: the batch span processor reads them itself
 //!   (`BatchConfigBuilder::default`, opentelemetry_sdk 0.33).
 //! - `OTEL_EXPORTER_OTLP_HEADERS`, `…_TIMEOUT`: the exporter reads them itself.
+//! - `OTEL_SDK_DISABLED=true`: no traces, whatever the endpoint.
 
 use anyhow::Context;
 use opentelemetry::propagation::TextMapCompositePropagator;
@@ -50,7 +51,8 @@ fn first_set(vars: &[&str]) -> Option<String> {
 /// The tracer provider, or `None` when no endpoint is configured (traces off). Also
 /// installs the W3C TraceContext propagator globally.
 pub(super) fn provider(default_service_name: &str) -> anyhow::Result<Option<SdkTracerProvider>> {
-    if first_set(&ENDPOINT_VARS).is_none() {
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|value| value.trim().eq_ignore_ascii_case("true"));
+    if disabled || first_set(&ENDPOINT_VARS).is_none() {
         return Ok(None);
     }
     let protocol = protocol_from(first_set(&PROTOCOL_VARS).as_deref())?;

@@ -227,3 +227,75 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderStatus;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn event() -> StatusEvent {
+        StatusEvent {
+            order_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(2),
+            status: OrderStatus::Shipped,
+            version: 4,
+            at: chrono::Utc::now(),
+            note: None,
+            seq: 7,
+        }
+    }
+
+    #[test]
+    fn an_untraced_status_message_is_the_events_json_alone() {
+        // Traces are off in unit tests: no context is taken from the current span.
+        let OutboxMessage::Status { json, traceparent, .. } = OutboxMessage::status(event()).unwrap() else {
+            panic!("a status message")
+        };
+        assert_eq!(traceparent, None);
+        assert_eq!(json, serde_json::to_string(&event_with_at(&json)).unwrap());
+        assert!(!json.contains("traceparent"), "{json}");
+    }
+
+    /// The event `json` holds (its `at` is the one serialized).
+    fn event_with_at(json: &str) -> StatusEvent {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_traced_status_message_ends_with_its_traceparent_and_still_reads_as_the_event() {
+        let event = event();
+        let json = serde_json::to_string(&StatusWire { event: &event, traceparent: Some(TRACEPARENT) }).unwrap();
+        assert!(json.ends_with(&format!(",\"traceparent\":\"{TRACEPARENT}\"}}")), "{json}");
+        assert_eq!(serde_json::from_str::<StatusEvent>(&json).unwrap(), event);
+        assert_eq!(serde_json::from_str::<StatusTrace>(&json).unwrap().traceparent.as_deref(), Some(TRACEPARENT));
+    }
+
+    #[test]
+    fn a_row_gives_back_its_message_with_the_trace_it_was_written_in() {
+        let row = |topic: &str, payload: String, traceparent: Option<&str>| outbox::Model {
+            id: 1,
+            topic: topic.to_owned(),
+            payload,
+            created_at: chrono::Utc::now(),
+            claimed_until: None,
+            traceparent: traceparent.map(str::to_owned),
+        };
+        let order = OutboxMessage::Order { order_id: Uuid::from_u128(3), traceparent: Some(TRACEPARENT.to_owned()) };
+        let (topic, payload) = order.encode().unwrap();
+        assert_eq!(payload, format!("{{\"order_id\":\"{}\"}}", Uuid::from_u128(3)), "the payload is unchanged");
+        assert_eq!(OutboxMessage::decode(&row(topic, payload.clone(), Some(TRACEPARENT))), Some(order));
+        assert_eq!(
+            OutboxMessage::decode(&row(topic, payload, None)),
+            Some(OutboxMessage::Order { order_id: Uuid::from_u128(3), traceparent: None })
+        );
+        let json = serde_json::to_string(&event()).unwrap();
+        let Some(OutboxMessage::Status { traceparent, .. }) =
+            OutboxMessage::decode(&row(TOPIC_STATUS, json, Some(TRACEPARENT)))
+        else {
+            panic!("a status message")
+        };
+        assert_eq!(traceparent.as_deref(), Some(TRACEPARENT));
+    }
+}
