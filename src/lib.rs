@@ -15,7 +15,9 @@
 //! - [`auth`]: who is calling and how they prove it (tokens, passwords, the login throttle);
 //!   [`error`]: the one error type and its client codes.
 //! - [`metrics`]: what the server measures, for `GET /metrics`.
-//! - [`db`]: connecting and migrating; [`state`]: the shared state; logs: `minifig_common::telemetry`.
+//! - [`db`]: connecting and migrating; [`state`]: the shared state; logs and traces:
+//!   `minifig_common::telemetry` (the W3C trace context enters at `http::trace_context`
+//!   and the WebSocket's `connection_init`, and travels with the outbox rows).
 
 pub mod auth;
 pub mod bus;

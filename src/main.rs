@@ -13,6 +13,9 @@ use minifig::{db, graphql};
 use minifig_common::telemetry;
 use secrecy::ExposeSecret;
 
+/// The spans' `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
+const SERVICE_NAME: &str = "minifig";
+
 /// mimalloc instead of the system allocator: a request allocates many small short-lived
 /// objects, which glibc's malloc served with a sixth of the server's CPU under load, and
 /// glibc keeps the memory of closed WebSockets instead of returning it to the system.
@@ -111,7 +114,7 @@ async fn run() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let _log_writer = telemetry::init(cli.settings.log_format, DEFAULT_LOG_FILTER);
+    let _telemetry = telemetry::init(cli.settings.log_format, DEFAULT_LOG_FILTER, SERVICE_NAME);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Application::build(cli.settings).await?.run_until_stopped().await,
         Command::Migrate => {

@@ -9,7 +9,8 @@
 //! - [`error_code`]: the contract's error codes.
 //! - [`backoff`]: how every retry loop waits (exponential, full jitter).
 //! - [`redis`]: one way to build a Redis client, with the same timeouts everywhere.
-//! - [`telemetry`]: logging, to stdout, batched.
+//! - [`telemetry`]: logging, to stdout, batched; traces over OTLP when configured, and the
+//!   W3C trace context carried between processes.
 //! - [`metrics`]: the Prometheus recorder and its buckets.
 //! - [`secret`]: how a secret setting is parsed (a redacted `secrecy::SecretString`).
 //! - [`settings_doc`]: the READMEs' settings tables, generated from the clap definitions.

@@ -13,6 +13,10 @@ use fred::types::streams::{XCap, XCapKind, XCapTrim};
 pub const ORDERS_STREAM: &str = "orders";
 /// The stream entry's field that names the order (contract, section 5).
 pub const ORDER_ID_FIELD: &str = "order_id";
+/// The stream entry's optional field with the W3C trace context of the order's
+/// `placeOrder` (an extra field, which the contract allows): the factory continues that
+/// trace. Absent when the API's traces are off.
+pub const TRACEPARENT_FIELD: &str = crate::telemetry::propagation::TRACEPARENT;
 
 /// How long a command may wait, including while reconnecting, before its caller sees it
 /// fail (and retries, or reports Redis down).

@@ -16,6 +16,11 @@ pub struct Model {
     /// Set while a relay other than the writer publishes the row (PostgreSQL): other relays
     /// leave it alone until then.
     pub claimed_until: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the span that wrote the row (migration
+    /// `m20261202_000006_outbox_traceparent`): the relay continues that trace, and an
+    /// order's is sent to the factory beside `order_id`. Null when traces are off.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

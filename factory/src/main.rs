@@ -9,6 +9,9 @@ use factory::config::{DEFAULT_LOG_FILTER, settings_markdown};
 use factory::{Factory, RedisStreamSource, Settings};
 use minifig_common::telemetry;
 
+/// The spans' `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
+const SERVICE_NAME: &str = "minifig-factory";
+
 // What the binary can do besides its work, which needs no subcommand. (A plain comment: a
 // doc comment here would replace the binary's own `about`.)
 #[derive(Subcommand)]
@@ -33,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = Settings::from_arg_matches(&matches).unwrap_or_else(|err| err.format(&mut cli).exit());
-    let _log_writer = telemetry::init(settings.log_format, DEFAULT_LOG_FILTER);
+    let _telemetry = telemetry::init(settings.log_format, DEFAULT_LOG_FILTER, SERVICE_NAME);
     let source = Arc::new(RedisStreamSource::connect(&settings.redis).await?);
     if let Some(address) = &settings.metrics_addr {
         factory::metrics::endpoint::serve(address, source.clone()).await?;

@@ -12,6 +12,7 @@ mod m20261124_000002_outbox;
 mod m20261201_000003_catalog_notify;
 mod m20261202_000004_event_sequence;
 mod m20261202_000005_outbox_claim;
+mod m20261202_000006_outbox_traceparent;
 
 pub use m20261201_000003_catalog_notify::CATALOG_CHANNEL;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_catalog_notify::Migration),
             Box::new(m20261202_000004_event_sequence::Migration),
             Box::new(m20261202_000005_outbox_claim::Migration),
+            Box::new(m20261202_000006_outbox_traceparent::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
+use minifig_common::telemetry::propagation;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -68,6 +69,24 @@ impl EventHub {
 
     /// Routes one event to the subscriptions of its order and of its owner.
     pub fn dispatch(&self, event: StatusEvent) {
+        self.dispatch_traced(event, None);
+    }
+
+    /// [`EventHub::dispatch`], in the trace of the status change (`traceparent`, from the
+    /// status message): while traces are on, each instance's fan-out of a traced change is
+    /// a span of that change's trace.
+    pub fn dispatch_traced(&self, event: StatusEvent, traceparent: Option<&str>) {
+        let _span = traceparent.filter(|_| propagation::is_enabled()).map(|traceparent| {
+            let span = tracing::info_span!(
+                parent: None,
+                "hub.dispatch",
+                order_id = %event.order_id,
+                status = %event.status,
+                version = event.version,
+            );
+            propagation::set_parent(&span, Some(traceparent), None);
+            span.entered()
+        });
         // By this instance's clock against the committing one's: a skew between them shows
         // here, and a negative delay counts as none.
         metrics::dispatched((chrono::Utc::now() - event.at).to_std().unwrap_or_default());

@@ -30,8 +30,12 @@ impl Bus for InProcessBus {
     async fn publish(&self, messages: &[&OutboxMessage]) -> Vec<anyhow::Result<()>> {
         for message in messages {
             match message {
-                OutboxMessage::Order(order_id) => self.queue.push(order_id.to_string()),
-                OutboxMessage::Status { event, .. } => self.hub.dispatch(event.clone()),
+                OutboxMessage::Order { order_id, traceparent } => {
+                    self.queue.push_traced(order_id.to_string(), traceparent.clone())
+                }
+                OutboxMessage::Status { event, traceparent, .. } => {
+                    self.hub.dispatch_traced(event.clone(), traceparent.as_deref())
+                }
             }
         }
         messages.iter().map(|_| Ok(())).collect()

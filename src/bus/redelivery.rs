@@ -66,7 +66,7 @@ pub async fn sweep(db: &DatabaseConnection, redeliver_after: Duration, outbox: &
         .await?;
     let mut written = Vec::with_capacity(stale.len());
     for id in &stale {
-        written.push(outbox::write(&txn, OutboxMessage::Order(*id)).await?);
+        written.push(outbox::write(&txn, OutboxMessage::Order { order_id: *id, traceparent: None }).await?);
     }
     if !stale.is_empty() {
         order::Entity::update_many()

@@ -10,9 +10,11 @@ use anyhow::Context;
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
-use minifig_common::redis::{ORDER_ID_FIELD, ORDERS_STREAM, stream_cap};
+use minifig_common::redis::{ORDER_ID_FIELD, ORDERS_STREAM, TRACEPARENT_FIELD, stream_cap};
+use minifig_common::telemetry::propagation;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::outbox::StatusTrace;
 use super::{Bus, EventHub, OutboxMessage};
 use crate::domain::StatusEvent;
 use crate::metrics::{self, Resync};
@@ -64,9 +66,12 @@ impl RedisBus {
             loop {
                 tokio::select! {
                     message = messages.recv() => match message {
-                        Ok(message) => match message.value.as_str().map(|text| serde_json::from_str::<StatusEvent>(&text)) {
-                            Some(Ok(event)) => feed_hub.dispatch(event),
-                            _ => tracing::warn!(channel = %message.channel, "ignoring a malformed status event"),
+                        Ok(message) => match message.value.as_str() {
+                            Some(text) => match serde_json::from_str::<StatusEvent>(&text) {
+                                Ok(event) => feed_hub.dispatch_traced(event, received_trace(&text).as_deref()),
+                                Err(_) => tracing::warn!(channel = %message.channel, "ignoring a malformed status event"),
+                            },
+                            None => tracing::warn!(channel = %message.channel, "ignoring a malformed status event"),
                         },
                         Err(RecvError::Lagged(missed)) => {
                             tracing::warn!(missed, "status feed fell behind; subscriptions re-read from the database");
@@ -127,12 +132,30 @@ impl RedisBus {
     }
 }
 
+/// The trace context a status event carries, read only while traces are on: the event
+/// itself is parsed without it, and parsing the text twice costs the fan-out nothing then.
+fn received_trace(text: &str) -> Option<String> {
+    if !propagation::is_enabled() {
+        return None;
+    }
+    serde_json::from_str::<StatusTrace>(text).ok()?.traceparent
+}
+
 /// SUBSCRIBEs to `channel`, retrying every second until Redis confirms it.
 async fn subscribe_until_confirmed(subscriber: &SubscriberClient, channel: &str) {
     while let Err(err) = subscriber.subscribe(channel).await {
         tracing::warn!(error = %err, "cannot subscribe to the status channel yet; retrying");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The stream entry of an order: `order_id`, and `traceparent` when it is traced.
+fn order_fields(order_id: &uuid::Uuid, traceparent: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut fields = vec![(ORDER_ID_FIELD, order_id.to_string())];
+    if let Some(traceparent) = traceparent {
+        fields.push((TRACEPARENT_FIELD, traceparent.to_owned()));
+    }
+    fields
 }
 
 #[async_trait]
@@ -144,13 +167,13 @@ impl Bus for RedisBus {
         let mut queued: Vec<anyhow::Result<()>> = Vec::with_capacity(messages.len());
         for message in messages {
             let result = match message {
-                OutboxMessage::Order(order_id) => pipeline
+                OutboxMessage::Order { order_id, traceparent } => pipeline
                     .xadd::<(), _, _, _, _>(
                         &self.stream,
                         false,
                         stream_cap(self.stream_max_len),
                         "*",
-                        vec![(ORDER_ID_FIELD, order_id.to_string())],
+                        order_fields(order_id, traceparent.as_deref()),
                     )
                     .await
                     .context("queueing an order for the Redis stream"),

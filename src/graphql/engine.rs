@@ -16,11 +16,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Request, Response, ServerError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use minifig_common::error_code;
+use minifig_common::telemetry::propagation;
+use tracing::Instrument;
 
 use super::AppSchema;
 use super::error_codes::{ArgumentPositions, REQUEST_ERROR, with_codes};
@@ -64,11 +66,7 @@ impl Parsed {
             .iter()
             .map(|(name, operation)| Operation {
                 name: name.map(|name| name.to_string()),
-                kind: match operation.node.ty {
-                    OperationType::Query => "query",
-                    OperationType::Mutation => "mutation",
-                    OperationType::Subscription => "subscription",
-                },
+                kind: kind_of(operation.node.ty),
                 label: operation_names::label(name.map(|name| name.as_str())),
             })
             .collect();
@@ -132,12 +130,16 @@ impl Engine {
         Engine { schema, documents: Arc::default(), refuse_introspection }
     }
 
-    /// Runs a query or mutation.
+    /// Runs a query or mutation; while traces are on, in a span of its own.
     pub async fn execute(&self, request: Request) -> Response {
         let started = Instant::now();
         let (response, labels) = match self.prepare(request) {
-            Ok(Prepared { request, arguments, labels }) => {
-                (with_codes(self.schema.execute(request).await, &arguments), labels)
+            Ok(Prepared { mut request, arguments, labels }) => {
+                let response = match operation_span(&mut request) {
+                    Some(span) => self.schema.execute(request).instrument(span).await,
+                    None => self.schema.execute(request).await,
+                };
+                (with_codes(response, &arguments), labels)
             }
             Err((refused, labels)) => (*refused, labels),
         };
@@ -145,15 +147,26 @@ impl Engine {
         response
     }
 
-    /// Runs any operation as a stream of results (the WebSocket transport). Its metrics
-    /// are taken at the first result: a subscription's duration is its time to start.
-    pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
+    /// Runs any operation as a stream of results (the WebSocket transport). While traces
+    /// are on, the operation is a span (as long as its stream lasts) in the trace of
+    /// `traceparent` (see `http::ws`: the operation's own, the socket's, or the upgrade
+    /// request's). Its metrics are taken at the first result: a subscription's duration
+    /// is its time to start.
+    pub fn execute_stream(&self, request: Request, traceparent: Option<&str>) -> BoxStream<'static, Response> {
         let started = Instant::now();
         let (results, labels) = match self.prepare(request) {
-            Ok(Prepared { request, arguments, labels }) => (
-                self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments)).boxed(),
-                labels,
-            ),
+            Ok(Prepared { mut request, arguments, labels }) => {
+                let span = operation_span(&mut request);
+                let results = self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments));
+                let results = match span {
+                    Some(span) => {
+                        propagation::set_parent(&span, traceparent, None);
+                        in_span(results, span).boxed()
+                    }
+                    None => results.boxed(),
+                };
+                (results, labels)
+            }
             Err((refused, labels)) => (futures::stream::once(async move { *refused }).boxed(), labels),
         };
         let mut labels = Some(labels);
@@ -214,6 +227,64 @@ struct Prepared {
     request: Request,
     arguments: Arc<ArgumentPositions>,
     labels: Labels,
+}
+
+/// The span of one operation, while traces are on (`None` otherwise, at the cost of an
+/// atomic load): named after the operation, or after its root fields when it has no name
+/// (`placeOrder`), with its type. Never its variables, which may hold a password.
+fn operation_span(request: &mut Request) -> Option<tracing::Span> {
+    if !propagation::is_enabled() {
+        return None;
+    }
+    let wanted = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    let (name, operation) = document
+        .operations
+        .iter()
+        .find(|(name, _)| wanted.is_none() || name.map(|name| name.as_str()) == wanted.as_deref())?;
+    let kind = kind_of(operation.node.ty);
+    let root_fields: Vec<&str> = operation
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .filter_map(|selection| match &selection.node {
+            Selection::Field(field) => Some(field.node.name.node.as_str()),
+            _ => None,
+        })
+        .collect();
+    let root_fields = root_fields.join(",");
+    let otel_name = name.map(|name| name.as_str()).unwrap_or(&root_fields).to_owned();
+    Some(tracing::info_span!(
+        "graphql",
+        otel.name = otel_name,
+        graphql.operation.type = kind,
+        graphql.operation.name = name.map(|name| name.as_str()),
+        graphql.root_fields = root_fields,
+    ))
+}
+
+/// `results`, each polled inside `span`, which ends when the stream is dropped.
+fn in_span<S>(mut results: S, span: tracing::Span) -> impl futures::Stream<Item = S::Item> + Send + 'static
+where
+    S: futures::Stream + Unpin + Send + 'static,
+    S::Item: Send + 'static,
+{
+    async_stream::stream! {
+        while let Some(result) = results.next().instrument(span.clone()).await {
+            yield result;
+        }
+    }
+}
+
+/// The operation type, as both the metrics and the spans name it.
+fn kind_of(ty: OperationType) -> &'static str {
+    match ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    }
 }
 
 /// A request refused before it runs, with `BAD_USER_INPUT`.

@@ -9,6 +9,7 @@ mod health;
 pub mod lifecycle;
 mod metrics;
 mod rest;
+mod trace_context;
 mod ws;
 
 use std::sync::Arc;
@@ -86,14 +87,18 @@ pub fn router(state: HttpState) -> Router {
                 .make_span_with(|request: &Request| {
                     let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
                     // The path only: query strings can carry GraphQL variables, including passwords.
-                    tracing::info_span!(
+                    let span = tracing::info_span!(
                         "request",
                         method = %request.method(),
                         path = request.uri().path(),
                         request_id,
                         status = tracing::field::Empty,
                         latency_ms = tracing::field::Empty,
-                    )
+                    );
+                    // A client's W3C trace context makes this request part of its trace (a
+                    // WebSocket's too: this is its upgrade request). Malformed: ignored.
+                    trace_context::continue_from(&span, request.headers());
+                    span
                 })
                 .on_request(())
                 .on_response(|response: &Response, latency: Duration, span: &Span| {

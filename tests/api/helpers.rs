@@ -57,7 +57,7 @@ pub struct TestApp {
 
 /// The keys under one test's prefix (the orders stream, the login throttle's counts),
 /// removed after the test.
-struct RedisKeys(String);
+pub struct RedisKeys(pub String);
 
 impl Drop for RedisKeys {
     fn drop(&mut self) {
@@ -493,6 +493,11 @@ pub async fn spawn_process_instance(app: &TestApp, prefix: &str, wrapper: &[&str
 /// in-process bus (and so the embedded factory, unless `extra` turns it off). Killed when
 /// dropped.
 pub async fn spawn_server_process(extra: &[&str]) -> ProcessInstance {
+    spawn_server_process_with_env(extra, &[]).await
+}
+
+/// [`spawn_server_process`] with more environment variables.
+pub async fn spawn_server_process_with_env(extra: &[&str], env: &[(&str, &str)]) -> ProcessInstance {
     let (database_url, database) = create_database().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_minifig"));
@@ -504,6 +509,7 @@ pub async fn spawn_server_process(extra: &[&str]) -> ProcessInstance {
         .args(["--jwt-secret", JWT_SECRET, "--factory-username", FACTORY_USERNAME])
         .args(["--factory-password", FACTORY_PASSWORD])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);

@@ -26,4 +26,5 @@ mod statements;
 mod status;
 mod subscriptions;
 mod tcp_proxy;
+mod traces;
 mod websocket;

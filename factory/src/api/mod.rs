@@ -15,10 +15,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use graphql_client::GraphQLQuery;
 use minifig_common::error_code;
+use minifig_common::telemetry::propagation;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use self::errors::unusable;
 pub use self::errors::{ApiError, classify};
@@ -199,12 +201,25 @@ impl ApiClient {
         /// The `code` label of a call that got no GraphQL answer.
         const UNREACHABLE: &str = "unreachable";
         const UNUSABLE: &str = "unusable";
+        // The operation's name only: its variables are the order's business, and the
+        // login's carry the password.
+        let span =
+            tracing::info_span!("api.request", operation = body.operation_name, http_status = tracing::field::Empty);
         let mut request = self.http.post(&self.url).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|err| (ApiError::Transient(describe(&err)), UNREACHABLE))?;
+        // The W3C trace context, so that the API's spans of this call join the order's trace.
+        for (name, value) in propagation::headers_of(&span) {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .instrument(span.clone())
+            .await
+            .map_err(|err| (ApiError::Transient(describe(&err)), UNREACHABLE))?;
         let status = response.status();
+        span.record("http_status", status.as_u16());
         let bytes = response.bytes().await.map_err(|err| (ApiError::Transient(describe(&err)), UNREACHABLE))?;
         let parsed: graphql_client::Response<Q::ResponseData> = parse_json(&bytes).map_err(|err| {
             (unusable(status, format!("HTTP {status} with a body that is not a GraphQL response ({err})")), UNUSABLE)

@@ -40,13 +40,19 @@ impl MemorySource {
 
     /// Queues an order for the factory, unless it is already waiting.
     pub fn push(&self, order_id: impl Into<String>) {
+        self.push_traced(order_id, None);
+    }
+
+    /// [`MemorySource::push`], in the trace of `traceparent` (the embedded server hands
+    /// over the trace of `placeOrder`, as the Redis stream entry does).
+    pub fn push_traced(&self, order_id: impl Into<String>, traceparent: Option<String>) {
         let order_id = order_id.into();
         let mut state = self.lock();
         if !state.waiting.insert(order_id.clone()) {
             return;
         }
         state.next_id += 1;
-        let delivery = Delivery { id: state.next_id.to_string(), order_id };
+        let delivery = Delivery { id: state.next_id.to_string(), order_id, traceparent };
         state.queue.push_back(delivery);
         drop(state);
         self.arrived.notify_one();

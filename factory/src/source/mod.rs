@@ -22,6 +22,9 @@ pub struct Delivery {
     pub id: String,
     /// The order to work on, as the API knows it.
     pub order_id: String,
+    /// The W3C trace context the order was handed over in (the stream entry's
+    /// `traceparent`), which the work on it continues; `None` when it came without one.
+    pub traceparent: Option<String>,
 }
 
 #[async_trait]

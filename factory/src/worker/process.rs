@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use minifig_common::telemetry::propagation;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 use tracing::Instrument;
 
@@ -67,6 +68,8 @@ impl Why {
 /// concurrency slot when the task ends.
 pub(super) async fn work(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
     let span = tracing::info_span!("order", order_id = %delivery.order_id, entry = %delivery.id);
+    // The trace the order was placed in (a malformed or absent context: a trace of its own).
+    propagation::set_parent(&span, delivery.traceparent.as_deref(), None);
     async move {
         let _in_progress = metrics::in_progress();
         let lock = shared.locks.get(&delivery.order_id);
@@ -141,15 +144,18 @@ async fn process(shared: &Shared, delivery: &Delivery) -> Outcome {
             return Outcome::Release(why);
         }
         let started = Instant::now();
+        // One span per production step, the work and the status change that ends it, so a
+        // trace shows where an order's time went.
+        let step = tracing::info_span!("factory.step", to = %to);
         let delay = delay_before(&to, shared.step);
         if !delay.is_zero()
-            && let Some(why) = shared.pause(delivery, delay).await
+            && let Some(why) = shared.pause(delivery, delay).instrument(step.clone()).await
         {
             return Outcome::Release(why);
         }
         // The API answers a change to the status the order already has with the order as
         // it is, so a retried step whose first answer was lost is progress like any other.
-        match shared.call(delivery, || shared.api.update_status(order_id, &to)).await {
+        match shared.call(delivery, || shared.api.update_status(order_id, &to)).instrument(step).await {
             Ok(now) => {
                 tracing::info!(status = %now.status, version = now.version, "order moved");
                 metrics::step(to, started.elapsed());

@@ -458,7 +458,11 @@ impl RunningFactory {
     pub async fn start_with(worker: WorkerSettings, redis: RedisSettings) -> Self {
         if std::env::var_os("FACTORY_TEST_LOGS").is_some() {
             // The writer lives as long as the test process: tests never flush logs on exit.
-            std::mem::forget(minifig_common::telemetry::init(factory::config::LogFormat::Pretty, "info"));
+            std::mem::forget(minifig_common::telemetry::init(
+                factory::config::LogFormat::Pretty,
+                "info",
+                "minifig-factory",
+            ));
         }
         let source = Arc::new(RedisStreamSource::connect(&redis).await.expect("source"));
         let factory = Factory::build(&worker, source.clone()).expect("factory");

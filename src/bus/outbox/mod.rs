@@ -17,6 +17,11 @@
 //! the Redis round trip (nor a connection left idle in a transaction while Redis answers).
 //! A crash between publishing and deleting publishes a message again; every consumer
 //! tolerates repeats (factories: same-status no-ops; subscribers: versions).
+//!
+//! Each row also keeps the W3C `traceparent` of the span that wrote it (null while traces
+//! are off), so that the trace of `placeOrder` or `updateOrderStatus` goes on through the
+//! relay, the Redis stream entry (field `traceparent` beside `order_id`) or the status JSON
+//! (key `traceparent`), to the factory and to every instance's fan-out.
 
 mod relay;
 
@@ -25,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use entity::outbox;
+use minifig_common::telemetry::propagation;
 use sea_orm::sea_query::Query;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -56,25 +62,43 @@ pub const TOPIC_STATUS: &str = "order-status";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxMessage {
-    /// Hand this order to a factory.
-    Order(Uuid),
+    /// Hand this order to a factory. `traceparent` goes into the stream entry beside
+    /// `order_id`, so that the factory's work joins the trace.
+    Order { order_id: Uuid, traceparent: Option<String> },
     /// Tell subscribers about a status change. `json` is the event as the outbox row holds
-    /// it, made once when the row is written: Redis carries that text as it is, and only
-    /// the in-process bus, which has no wire, uses `event`.
-    Status { event: StatusEvent, json: String },
+    /// it, made once when the row is written (with `traceparent` in it, when there is
+    /// one): Redis carries that text as it is, and only the in-process bus, which has no
+    /// wire, uses `event` and `traceparent`.
+    Status { event: StatusEvent, json: String, traceparent: Option<String> },
 }
 
 impl OutboxMessage {
-    /// The message for `event`, encoded.
+    /// The message handing `order_id` to a factory, in the trace of the current span.
+    pub fn order(order_id: Uuid) -> Self {
+        OutboxMessage::Order { order_id, traceparent: propagation::current_traceparent() }
+    }
+
+    /// The message for `event`, encoded, in the trace of the current span.
     pub fn status(event: StatusEvent) -> Result<Self, DbErr> {
-        let json = serde_json::to_string(&event).map_err(|err| DbErr::Custom(format!("outbox payload: {err}")))?;
-        Ok(OutboxMessage::Status { event, json })
+        let traceparent = propagation::current_traceparent();
+        let wire = StatusWire { event: &event, traceparent: traceparent.as_deref() };
+        let json = serde_json::to_string(&wire).map_err(|err| DbErr::Custom(format!("outbox payload: {err}")))?;
+        Ok(OutboxMessage::Status { event, json, traceparent })
+    }
+
+    /// The W3C trace context the message continues, if any.
+    pub fn traceparent(&self) -> Option<&str> {
+        match self {
+            OutboxMessage::Order { traceparent, .. } | OutboxMessage::Status { traceparent, .. } => {
+                traceparent.as_deref()
+            }
+        }
     }
 
     /// The row's `topic` and `payload`.
     pub fn encode(&self) -> Result<(&'static str, String), DbErr> {
         match self {
-            OutboxMessage::Order(order_id) => serde_json::to_string(&OrderPayload { order_id: *order_id })
+            OutboxMessage::Order { order_id, .. } => serde_json::to_string(&OrderPayload { order_id: *order_id })
                 .map(|payload| (TOPIC_ORDERS, payload))
                 .map_err(|err| DbErr::Custom(format!("outbox payload: {err}"))),
             OutboxMessage::Status { json, .. } => Ok((TOPIC_STATUS, json.clone())),
@@ -82,13 +106,16 @@ impl OutboxMessage {
     }
 
     fn decode(row: &outbox::Model) -> Option<Self> {
+        let traceparent = row.traceparent.clone();
         match row.topic.as_str() {
-            TOPIC_ORDERS => {
-                serde_json::from_str::<OrderPayload>(&row.payload).ok().map(|p| OutboxMessage::Order(p.order_id))
-            }
-            TOPIC_STATUS => serde_json::from_str::<StatusEvent>(&row.payload)
+            TOPIC_ORDERS => serde_json::from_str::<OrderPayload>(&row.payload)
                 .ok()
-                .map(|event| OutboxMessage::Status { event, json: row.payload.clone() }),
+                .map(|p| OutboxMessage::Order { order_id: p.order_id, traceparent }),
+            TOPIC_STATUS => serde_json::from_str::<StatusEvent>(&row.payload).ok().map(|event| OutboxMessage::Status {
+                event,
+                json: row.payload.clone(),
+                traceparent,
+            }),
             _ => None,
         }
     }
@@ -97,6 +124,24 @@ impl OutboxMessage {
 #[derive(Serialize, Deserialize)]
 struct OrderPayload {
     order_id: Uuid,
+}
+
+/// A status event as Redis carries it: the event's own fields, and `traceparent` when the
+/// change was traced (the contract lets status events carry more fields). PostgreSQL
+/// builds the same JSON in SQL (`order_store::postgres`).
+#[derive(Serialize)]
+struct StatusWire<'a> {
+    #[serde(flatten)]
+    event: &'a StatusEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
+}
+
+/// The trace context of a status event as received from Redis; the event itself is read
+/// as a [`StatusEvent`], which ignores this key.
+#[derive(Deserialize)]
+pub struct StatusTrace {
+    pub traceparent: Option<String>,
 }
 
 /// A message written in a transaction, with its row: what [`Outbox::committed`] takes once
@@ -113,8 +158,18 @@ pub async fn write(txn: &impl ConnectionTrait, message: OutboxMessage) -> Result
     let backend = txn.get_database_backend();
     let insert = Query::insert()
         .into_table(outbox::Entity)
-        .columns([outbox::Column::Topic, outbox::Column::Payload, outbox::Column::CreatedAt])
-        .values_panic([topic.into(), payload.into(), db::now_in(backend)])
+        .columns([
+            outbox::Column::Topic,
+            outbox::Column::Payload,
+            outbox::Column::CreatedAt,
+            outbox::Column::Traceparent,
+        ])
+        .values_panic([
+            topic.into(),
+            payload.into(),
+            db::now_in(backend),
+            message.traceparent().map(str::to_owned).into(),
+        ])
         .returning_col(outbox::Column::Id)
         .to_owned();
     let row = txn.query_one(&insert).await?.ok_or_else(|| DbErr::Custom("the outbox insert returned no id".into()))?;
@@ -170,5 +225,77 @@ impl Outbox {
                 self.overflowed.store(true, Ordering::Release);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderStatus;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn event() -> StatusEvent {
+        StatusEvent {
+            order_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(2),
+            status: OrderStatus::Shipped,
+            version: 4,
+            at: chrono::Utc::now(),
+            note: None,
+            seq: 7,
+        }
+    }
+
+    #[test]
+    fn an_untraced_status_message_is_the_events_json_alone() {
+        // Traces are off in unit tests: no context is taken from the current span.
+        let OutboxMessage::Status { json, traceparent, .. } = OutboxMessage::status(event()).unwrap() else {
+            panic!("a status message")
+        };
+        assert_eq!(traceparent, None);
+        assert_eq!(json, serde_json::to_string(&event_with_at(&json)).unwrap());
+        assert!(!json.contains("traceparent"), "{json}");
+    }
+
+    /// The event `json` holds (its `at` is the one serialized).
+    fn event_with_at(json: &str) -> StatusEvent {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_traced_status_message_ends_with_its_traceparent_and_still_reads_as_the_event() {
+        let event = event();
+        let json = serde_json::to_string(&StatusWire { event: &event, traceparent: Some(TRACEPARENT) }).unwrap();
+        assert!(json.ends_with(&format!(",\"traceparent\":\"{TRACEPARENT}\"}}")), "{json}");
+        assert_eq!(serde_json::from_str::<StatusEvent>(&json).unwrap(), event);
+        assert_eq!(serde_json::from_str::<StatusTrace>(&json).unwrap().traceparent.as_deref(), Some(TRACEPARENT));
+    }
+
+    #[test]
+    fn a_row_gives_back_its_message_with_the_trace_it_was_written_in() {
+        let row = |topic: &str, payload: String, traceparent: Option<&str>| outbox::Model {
+            id: 1,
+            topic: topic.to_owned(),
+            payload,
+            created_at: chrono::Utc::now(),
+            claimed_until: None,
+            traceparent: traceparent.map(str::to_owned),
+        };
+        let order = OutboxMessage::Order { order_id: Uuid::from_u128(3), traceparent: Some(TRACEPARENT.to_owned()) };
+        let (topic, payload) = order.encode().unwrap();
+        assert_eq!(payload, format!("{{\"order_id\":\"{}\"}}", Uuid::from_u128(3)), "the payload is unchanged");
+        assert_eq!(OutboxMessage::decode(&row(topic, payload.clone(), Some(TRACEPARENT))), Some(order));
+        assert_eq!(
+            OutboxMessage::decode(&row(topic, payload, None)),
+            Some(OutboxMessage::Order { order_id: Uuid::from_u128(3), traceparent: None })
+        );
+        let json = serde_json::to_string(&event()).unwrap();
+        let Some(OutboxMessage::Status { traceparent, .. }) =
+            OutboxMessage::decode(&row(TOPIC_STATUS, json, Some(TRACEPARENT)))
+        else {
+            panic!("a status message")
+        };
+        assert_eq!(traceparent.as_deref(), Some(TRACEPARENT));
     }
 }

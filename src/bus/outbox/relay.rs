@@ -1,12 +1,14 @@
 //! The relay: publishes what was committed, from memory at once, and from the table for
 //! whatever memory did not carry (see the module above).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use entity::outbox;
 use minifig_common::backoff::{Backoff, Policy};
+use minifig_common::telemetry::propagation;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -111,7 +113,7 @@ impl Relay {
     /// Publishes one batch, timed and counted.
     async fn publish(&self, messages: &[&OutboxMessage], source: Source) -> Vec<anyhow::Result<()>> {
         let started = Instant::now();
-        let outcomes = self.bus.publish(messages).await;
+        let outcomes = self.publish_traced(messages).await;
         let refused = outcomes.iter().filter(|outcome| outcome.is_err()).count();
         metrics::relay_published(source, outcomes.len() - refused, refused, started.elapsed());
         outcomes
@@ -191,6 +193,36 @@ impl Relay {
         self.publish_rows(&self.db, &rows).await
     }
 
+    /// Publishes `messages` as one batch; while traces are on, each message that came with
+    /// a trace context gets a span in that trace (`outbox.publish`, as long as the batch
+    /// takes), and an order carries that span's context on to the factory, so the
+    /// factory's work hangs under the relay in the trace.
+    async fn publish_traced(&self, messages: &[&OutboxMessage]) -> Vec<anyhow::Result<()>> {
+        if !propagation::is_enabled() {
+            return self.bus.publish(messages).await;
+        }
+        let spans: Vec<Option<tracing::Span>> = messages.iter().map(|message| relay_span(message)).collect();
+        let relayed: Vec<Cow<'_, OutboxMessage>> = messages
+            .iter()
+            .zip(&spans)
+            .map(|(message, span)| match (message, span) {
+                (OutboxMessage::Order { order_id, .. }, Some(span)) => Cow::Owned(OutboxMessage::Order {
+                    order_id: *order_id,
+                    traceparent: propagation::traceparent_of(span),
+                }),
+                _ => Cow::Borrowed(*message),
+            })
+            .collect();
+        let relayed: Vec<&OutboxMessage> = relayed.iter().map(|message| message.as_ref()).collect();
+        let outcomes = self.bus.publish(&relayed).await;
+        for (span, outcome) in spans.iter().zip(&outcomes) {
+            if let (Some(span), Err(err)) = (span, outcome) {
+                span.record("error", format!("{err:#}"));
+            }
+        }
+        outcomes
+    }
+
     async fn publish_rows(&self, db: &impl ConnectionTrait, rows: &[outbox::Model]) -> anyhow::Result<Option<Drained>> {
         let Some(last) = rows.last() else { return Ok(None) };
         let mut readable = Vec::with_capacity(rows.len());
@@ -208,6 +240,33 @@ impl Relay {
         let settled = settle(db, readable.iter().map(|(id, _)| *id), outcomes).await;
         Ok(Some(Drained { last_id: last.id, full: rows.len() == BATCH, settled }))
     }
+}
+
+/// The span of relaying `message`, in the trace it came with; `None` when it came without
+/// one (a redelivery, a row written while traces were off): a trace of its own would be
+/// noise.
+fn relay_span(message: &OutboxMessage) -> Option<tracing::Span> {
+    let traceparent = message.traceparent()?;
+    let span = match message {
+        OutboxMessage::Order { order_id, .. } => tracing::info_span!(
+            parent: None,
+            "outbox.publish",
+            topic = super::TOPIC_ORDERS,
+            order_id = %order_id,
+            error = tracing::field::Empty,
+        ),
+        OutboxMessage::Status { event, .. } => tracing::info_span!(
+            parent: None,
+            "outbox.publish",
+            topic = super::TOPIC_STATUS,
+            order_id = %event.order_id,
+            status = %event.status,
+            version = event.version,
+            error = tracing::field::Empty,
+        ),
+    };
+    propagation::set_parent(&span, Some(traceparent), None);
+    Some(span)
 }
 
 /// One batch read from the table and published.

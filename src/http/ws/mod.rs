@@ -69,6 +69,7 @@ use axum::handler::Handler;
 use axum::http::header::UPGRADE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use minifig_common::telemetry::propagation;
 
 use self::connection::Setup;
 use self::credentials::Credential;
@@ -162,6 +163,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         keepalive: Duration::from_millis(settings.ws_keepalive_ms),
         phase: state.lifecycle.watch(),
         close_spread: Duration::from_millis(settings.shutdown_close_spread_ms),
+        traceparent: propagation::current_traceparent(),
     };
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)

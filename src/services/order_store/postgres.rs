@@ -1,6 +1,7 @@
 //! PostgreSQL: each write is one statement of data-modifying common table expressions.
 
 use chrono::{DateTime, Utc};
+use minifig_common::telemetry::propagation;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, Value};
 
 use super::{DiscountRow, NewEvent, NewOrder, Stored, json, line_rows, pending, stored_event};
@@ -11,11 +12,29 @@ use crate::domain::StatusEvent;
 /// time are only known there: the fields of [`StatusEvent`]'s serde form (which SQLite
 /// writes), and what Redis carries, verbatim (the pipeline tests read such rows and the
 /// messages on Redis, and compare them with the contract and the history). A macro, so
-/// that both statements below are constants with it in place.
+/// that both statements below are constants with it in place. `$traceparent` is the
+/// statement's parameter with the writer's trace context: when it is not null it is the
+/// last key, `traceparent`, as serde writes it on SQLite; when it is null there is no such
+/// key at all, so that the message is what it was before traces.
 macro_rules! status_payload_sql {
+    ($traceparent:literal) => {
+        concat!(
+            "(CASE WHEN ",
+            $traceparent,
+            "::text IS NULL THEN json_build_object(",
+            status_fields_sql!(),
+            ") ELSE json_build_object(",
+            status_fields_sql!(),
+            ", 'traceparent', ",
+            $traceparent,
+            "::text) END)::text"
+        )
+    };
+}
+macro_rules! status_fields_sql {
     () => {
-        "json_build_object('orderId', event.order_id, 'userId', event.customer_id, \
-         'status', event.status, 'version', event.version, 'at', event.at, 'note', event.note, 'seq', event.seq)::text"
+        "'orderId', event.order_id, 'userId', event.customer_id, \
+         'status', event.status, 'version', event.version, 'at', event.at, 'note', event.note, 'seq', event.seq"
     };
 }
 
@@ -53,10 +72,10 @@ WITH u AS (
     SELECT o.id, o.customer_id, u.event_seq, 1, 'PENDING', NULL, o.created_at FROM o, u
     RETURNING order_id, customer_id, seq, version, status, note, at
 ), messages AS (
-    INSERT INTO outbox (topic, payload, created_at)
-    SELECT m.topic, m.payload, now()
+    INSERT INTO outbox (topic, payload, created_at, traceparent)
+    SELECT m.topic, m.payload, now(), $14::text
     FROM event, LATERAL (VALUES (1, $11::text, $12::text), (2, $13::text, "#,
-    status_payload_sql!(),
+    status_payload_sql!("$14"),
     r#")) AS m(n, topic, payload)
     ORDER BY m.n
     RETURNING id, topic, payload
@@ -75,7 +94,10 @@ pub(super) async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOr
         .map(|d| DiscountRow { code: &d.code, description: &d.description, amount_cents: d.amount.cents() })
         .collect();
     let discounts = json(&discounts)?;
-    let (order_topic, order_payload) = OutboxMessage::Order(new.id).encode()?;
+    // The trace of the current span (`placeOrder`'s), for both rows.
+    let order_message = OutboxMessage::order(new.id);
+    let traceparent = order_message.traceparent().map(str::to_owned);
+    let (order_topic, order_payload) = order_message.encode()?;
     let values: Vec<Value> = vec![
         new.id.into(),
         new.customer_id.into(),
@@ -90,6 +112,7 @@ pub(super) async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOr
         order_topic.into(),
         order_payload.into(),
         TOPIC_STATUS.into(),
+        traceparent.clone().into(),
     ];
     let rows =
         db.query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, INSERT_ORDER_SQL, values)).await?;
@@ -97,7 +120,7 @@ pub(super) async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOr
     let shipping_address: String = first.try_get("", "shipping_address")?;
     let created_at: DateTime<Utc> = first.try_get("", "created_at")?;
     let seq: i64 = first.try_get("", "seq")?;
-    let (mut order, mut event) = (Some(OutboxMessage::Order(new.id)), Some(pending(new, seq, created_at)));
+    let (mut order, mut event) = (Some(order_message), Some(pending(new, seq, created_at)));
     let mut written = Vec::with_capacity(2);
     for row in &rows {
         let id: i64 = row.try_get("", "id")?;
@@ -107,7 +130,13 @@ pub(super) async fn insert_in_one_statement(db: &DatabaseConnection, new: &NewOr
             // The payload as the statement wrote it: what Redis carries.
             _ => event
                 .take()
-                .map(|event| row.try_get("", "payload").map(|json| OutboxMessage::Status { event, json }))
+                .map(|event| {
+                    row.try_get("", "payload").map(|json| OutboxMessage::Status {
+                        event,
+                        json,
+                        traceparent: traceparent.clone(),
+                    })
+                })
                 .transpose()?,
         };
         if let Some(message) = message {
@@ -133,10 +162,10 @@ WITH moved AS (
     SELECT moved.id, moved.customer_id, u.event_seq, $4, $3, $5::text, moved.updated_at FROM moved, u
     RETURNING order_id, customer_id, seq, version, status, note, at
 ), message AS (
-    INSERT INTO outbox (topic, payload, created_at)
+    INSERT INTO outbox (topic, payload, created_at, traceparent)
     SELECT $6, "#,
-    status_payload_sql!(),
-    r#", now() FROM event
+    status_payload_sql!("$7"),
+    r#", now(), $7::text FROM event
     RETURNING id, payload
 )
 SELECT message.id, message.payload, event.seq, event.at FROM message, event
@@ -147,6 +176,8 @@ pub(super) async fn advance_in_one_statement(
     db: &DatabaseConnection,
     new: &NewEvent,
 ) -> Result<Option<(StatusEvent, Written)>, DbErr> {
+    // The trace of the current span (the status change's), for the row and its message.
+    let traceparent = propagation::current_traceparent();
     let values: Vec<Value> = vec![
         new.order_id.into(),
         (new.version - 1).into(),
@@ -154,11 +185,12 @@ pub(super) async fn advance_in_one_statement(
         new.version.into(),
         new.note.clone().into(),
         TOPIC_STATUS.into(),
+        traceparent.clone().into(),
     ];
     let row = db.query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, ADVANCE_SQL, values)).await?;
     let Some(row) = row else { return Ok(None) };
     let event = stored_event(new, row.try_get("", "seq")?, row.try_get("", "at")?);
-    let message = OutboxMessage::Status { event: event.clone(), json: row.try_get("", "payload")? };
+    let message = OutboxMessage::Status { event: event.clone(), json: row.try_get("", "payload")?, traceparent };
     let written = Written { id: row.try_get("", "id")?, message };
     Ok(Some((event, written)))
 }

@@ -71,7 +71,7 @@ pub(super) async fn insert_in_transaction(db: &DatabaseConnection, new: &NewOrde
     let event = pending(new, seq, at);
     insert_event(&txn, &event).await?;
     let mut written = Vec::with_capacity(2);
-    for message in [OutboxMessage::Order(new.id), OutboxMessage::status(event)?] {
+    for message in [OutboxMessage::order(new.id), OutboxMessage::status(event)?] {
         written.push(outbox::write(&txn, message).await?);
     }
     txn.commit().await?;

@@ -269,7 +269,9 @@ impl RedisStreamSource {
         let mut deliveries = Vec::with_capacity(entries.len());
         for entry in entries {
             match entry.order_id {
-                Some(order_id) if !order_id.is_empty() => deliveries.push(Delivery { id: entry.id, order_id }),
+                Some(order_id) if !order_id.is_empty() => {
+                    deliveries.push(Delivery { id: entry.id, order_id, traceparent: entry.traceparent })
+                }
                 _ => {
                     tracing::warn!(entry = %entry.id, stream = %self.stream, "stream entry without an order_id; dropping it");
                     if let Err(err) =

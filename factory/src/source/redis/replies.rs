@@ -4,14 +4,18 @@
 use anyhow::Context;
 use fred::types::Value;
 
+use minifig_common::redis::TRACEPARENT_FIELD;
+
 use super::ORDER_ID_FIELD;
 
 /// One stream entry as read; `order_id` is `None` when the entry has no such field (or
 /// was deleted from the stream while pending, which Redis 6.2 reports as nil fields).
+/// `traceparent` is the optional trace context the API put beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Entry {
     pub id: String,
     pub order_id: Option<String>,
+    pub traceparent: Option<String>,
 }
 
 /// `XREADGROUP`: nil, or `[[stream, [entry...]]...]` (RESP2), or `{stream: [entry...]}`
@@ -59,19 +63,25 @@ pub(super) fn parse_autoclaim(reply: Value) -> anyhow::Result<Autoclaim> {
 fn parse_entry(entry: Value) -> anyhow::Result<Entry> {
     let mut parts = entry.into_array().into_iter();
     let id = parts.next().and_then(|id| id.as_string()).context("a stream entry without an id")?;
-    let order_id = match parts.next() {
-        Some(Value::Map(map)) => map
-            .inner()
-            .into_iter()
-            .find(|(field, _)| field.as_str() == Some(ORDER_ID_FIELD))
-            .and_then(|(_, value)| value.as_string()),
-        Some(Value::Array(fields)) => fields
-            .chunks(2)
-            .find(|pair| pair[0].as_str().as_deref() == Some(ORDER_ID_FIELD))
-            .and_then(|pair| pair.get(1)?.as_string()),
-        _ => None,
+    // Field names and values, in either shape; an odd trailing name has no value.
+    let fields: Vec<(Option<String>, Value)> = match parts.next() {
+        Some(Value::Map(map)) => {
+            map.inner().into_iter().map(|(field, value)| (field.as_str().map(str::to_owned), value)).collect()
+        }
+        Some(Value::Array(fields)) => {
+            let mut fields = fields.into_iter();
+            std::iter::from_fn(|| {
+                let field = fields.next()?;
+                Some((field.as_str().map(|name| name.into_owned()), fields.next()?))
+            })
+            .collect()
+        }
+        _ => Vec::new(),
     };
-    Ok(Entry { id, order_id })
+    let field = |name: &str| {
+        fields.iter().find(|(field, _)| field.as_deref() == Some(name)).and_then(|(_, value)| value.as_string())
+    };
+    Ok(Entry { id, order_id: field(ORDER_ID_FIELD), traceparent: field(TRACEPARENT_FIELD) })
 }
 
 #[cfg(test)]
@@ -100,10 +110,25 @@ mod tests {
         assert_eq!(
             parse_read(reply).unwrap(),
             vec![
-                Entry { id: "1-0".into(), order_id: Some("a".into()) },
-                Entry { id: "2-0".into(), order_id: Some("b".into()) },
+                Entry { id: "1-0".into(), order_id: Some("a".into()), traceparent: None },
+                Entry { id: "2-0".into(), order_id: Some("b".into()), traceparent: None },
             ]
         );
+    }
+
+    #[test]
+    fn the_trace_context_beside_the_order_id_is_read_in_either_shape() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let array = entry("1-0", &["order_id", "a", "traceparent", traceparent]);
+        let mut map = fred::types::Map::new();
+        map.insert("traceparent".into(), s(traceparent));
+        map.insert("order_id".into(), s("b"));
+        let map = Value::Array(vec![s("2-0"), Value::Map(map)]);
+        let reply = Value::Array(vec![Value::Array(vec![s("k"), Value::Array(vec![array, map])])]);
+        let entries = parse_read(reply).unwrap();
+        assert_eq!(entries[0].traceparent.as_deref(), Some(traceparent));
+        assert_eq!(entries[1].order_id.as_deref(), Some("b"));
+        assert_eq!(entries[1].traceparent.as_deref(), Some(traceparent));
     }
 
     #[test]
@@ -121,7 +146,7 @@ mod tests {
         let claimed = Value::Array(vec![entry("5-0", &["order_id", "z"])]);
         let six = Value::Array(vec![s("0-0"), claimed.clone()]);
         let seven = Value::Array(vec![s("9-1"), claimed, Value::Array(vec![s("3-0"), s("4-0")])]);
-        let entries = vec![Entry { id: "5-0".into(), order_id: Some("z".into()) }];
+        let entries = vec![Entry { id: "5-0".into(), order_id: Some("z".into()), traceparent: None }];
         assert_eq!(
             parse_autoclaim(six).unwrap(),
             Autoclaim { next: "0-0".into(), entries: entries.clone(), trimmed: 0 }

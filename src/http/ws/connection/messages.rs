@@ -2,6 +2,7 @@
 //! leaving, in either subprotocol.
 
 use axum::extract::ws::{Message, WebSocket};
+use minifig_common::telemetry::propagation::TRACEPARENT;
 
 use super::operations::bad_input;
 use super::{Connection, End, send};
@@ -36,6 +37,11 @@ impl Connection {
                     return Err(End::Fatal(Fatal::TooManyInits));
                 };
                 let credential = Credential::from_init_payload(payload.as_ref()).or(header);
+                if let Some(serde_json::Value::String(traceparent)) =
+                    payload.as_ref().and_then(|payload| payload.get(TRACEPARENT))
+                {
+                    self.traceparent = Some(traceparent.clone());
+                }
                 let (caller, expires_at) =
                     credential.authenticate(&keys).map_err(|err| End::Fatal(Fatal::Forbidden(err)))?;
                 self.caller = caller;

@@ -59,6 +59,9 @@ pub struct Setup {
     pub phase: PhaseWatch,
     /// The window within which this socket closes, at random, once told to.
     pub close_spread: Duration,
+    /// The trace context of the upgrade request's span (which continued the client's
+    /// `traceparent` header, if any), while traces are on.
+    pub traceparent: Option<String>,
 }
 
 /// Serves one upgraded socket until it ends; its place in the registry goes with it.
@@ -157,6 +160,9 @@ struct Connection {
     close_spread: Duration,
     /// Whether the socket knows that the instance is stopping (its deadline says when).
     going_away: bool,
+    /// The trace context the socket's operations continue unless they bring their own:
+    /// the `connection_init` payload's `traceparent`, else the upgrade request's.
+    traceparent: Option<String>,
 }
 
 impl Connection {
@@ -180,6 +186,7 @@ impl Connection {
             phase: setup.phase,
             close_spread: setup.close_spread,
             going_away: false,
+            traceparent: setup.traceparent,
         }
     }
 

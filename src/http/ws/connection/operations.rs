@@ -8,6 +8,8 @@ use axum::extract::ws::WebSocket;
 use futures::StreamExt;
 use futures::stream::{self, AbortHandle};
 
+use minifig_common::telemetry::propagation::TRACEPARENT;
+
 use super::{Connection, End, send, send_text};
 use crate::http::ws::MAX_OUTGOING_MESSAGE_BYTES;
 use crate::http::ws::protocol::ServerMessage;
@@ -31,9 +33,15 @@ impl Connection {
         self.next_generation += 1;
         let key: Arc<str> = Arc::from(id.as_str());
         let end = (key.clone(), generation, None);
+        // Browsers cannot set headers on a WebSocket: an operation's trace context comes
+        // from its own `extensions.traceparent`, else the socket's (see `Connection`).
+        let traceparent = match request.extensions.get(TRACEPARENT) {
+            Some(async_graphql::Value::String(traceparent)) => Some(traceparent.clone()),
+            _ => self.traceparent.clone(),
+        };
         let results = self
             .schema
-            .execute_stream(request.data(self.caller.clone()).data(self.client))
+            .execute_stream(request.data(self.caller.clone()).data(self.client), traceparent.as_deref())
             .map(move |result| (key.clone(), generation, Some(result)))
             .chain(stream::once(futures::future::ready(end)));
         let (results, abort) = stream::abortable(results);
