@@ -60,6 +60,23 @@ pub fn register_counter(name: &'static str, labels: &[(&'static str, &'static st
     metrics::counter!(name, labels).increment(0);
 }
 
+/// One unit of a gauge for as long as it lives (an open socket, an order in the works):
+/// whichever way its owner ends, a return, an error or a panic, the gauge comes back down.
+pub struct Held(metrics::Gauge);
+
+impl Held {
+    pub fn one(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1);
+        Held(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.decrement(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use fred::prelude::{Builder, Config, ReconnectPolicy};
+use fred::prelude::{Builder, Config, EventInterface, ReconnectPolicy};
 use fred::types::config::{TcpConfig, UnresponsiveConfig};
 use fred::types::streams::{XCap, XCapKind, XCapTrim};
+use tokio::sync::broadcast::error::RecvError;
 
 /// The orders stream, under the deployment's key prefix (contract, section 5).
 pub const ORDERS_STREAM: &str = "orders";
@@ -17,6 +18,18 @@ pub const ORDER_ID_FIELD: &str = "order_id";
 /// `placeOrder` (an extra field, which the contract allows): the factory continues that
 /// trace. Absent when the API's traces are off.
 pub const TRACEPARENT_FIELD: &str = crate::telemetry::propagation::TRACEPARENT;
+
+/// Counts `client`'s reconnections on `counter`, for as long as the client lives. Must be
+/// called inside the Tokio runtime.
+pub fn count_reconnections(client: &impl EventInterface, counter: metrics::Counter) {
+    let mut reconnections = client.reconnect_rx();
+    tokio::spawn(async move {
+        // A lagged receiver missed some: it still counts one, and goes on.
+        while !matches!(reconnections.recv().await, Err(RecvError::Closed)) {
+            counter.increment(1);
+        }
+    });
+}
 
 /// How long a command may wait, including while reconnecting, before its caller sees it
 /// fail (and retries, or reports Redis down).

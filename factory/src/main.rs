@@ -37,9 +37,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = Settings::from_arg_matches(&matches).unwrap_or_else(|err| err.format(&mut cli).exit());
     let _telemetry = telemetry::init(settings.log_format, DEFAULT_LOG_FILTER, SERVICE_NAME);
+    let metrics = settings.metrics_addr.as_ref().map(|_| factory::metrics::endpoint::install()).transpose()?;
     let source = Arc::new(RedisStreamSource::connect(&settings.redis).await?);
-    if let Some(address) = &settings.metrics_addr {
-        factory::metrics::endpoint::serve(address, source.clone()).await?;
+    if let (Some(address), Some(metrics)) = (&settings.metrics_addr, metrics) {
+        factory::metrics::endpoint::serve(address, metrics, source.clone()).await?;
     }
     Factory::build(&settings.worker, source.clone())?.run_until_stopped().await?;
     source.close().await;

@@ -61,6 +61,8 @@ impl RedisBus {
         let mut messages = subscriber.message_rx();
         let mut reconnections = subscriber.reconnect_rx();
         let feed_hub = hub.clone();
+        // Counted here rather than by its own listener: this loop already sees each one.
+        let subscriber_reconnects = metrics::redis_reconnects("subscriber");
         let (feed_subscriber, feed_channel) = (subscriber.clone(), channel.clone());
         tokio::spawn(async move {
             loop {
@@ -86,7 +88,7 @@ impl RedisBus {
                             // published after arrives here.
                             subscribe_until_confirmed(&feed_subscriber, &feed_channel).await;
                             tracing::info!("Redis subscriber reconnected; subscriptions re-read from the database");
-                            metrics::redis_reconnected("subscriber");
+                            subscriber_reconnects.increment(1);
                             feed_hub.resync_all(Resync::Reconnected);
                         }
                         Err(RecvError::Closed) => break,
@@ -95,12 +97,7 @@ impl RedisBus {
             }
         });
         metrics::describe_redis();
-        let mut reconnections = client.reconnect_rx();
-        tokio::spawn(async move {
-            while !matches!(reconnections.recv().await, Err(RecvError::Closed)) {
-                metrics::redis_reconnected("commands");
-            }
-        });
+        minifig_common::redis::count_reconnections(&client, metrics::redis_reconnects("commands"));
         let pinged = client.clone();
         tokio::spawn(async move { pinged.enable_heartbeat(PING_INTERVAL, false).await });
         let pinged = subscriber.clone();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 pub use minifig_common::metrics::OK;
-use minifig_common::metrics::register_counter;
+use minifig_common::metrics::{Held, register_counter};
 
 pub use self::samples::sample;
 
@@ -123,8 +123,8 @@ pub fn http_request(route: &'static str, status: u16, took: Duration) {
 }
 
 /// Counts a socket open for as long as the returned guard lives.
-pub fn socket_open(subprotocol: &'static str) -> Open {
-    Open::start(gauge!(SOCKETS_OPEN, "subprotocol" => subprotocol))
+pub fn socket_open(subprotocol: &'static str) -> Held {
+    Held::one(gauge!(SOCKETS_OPEN, "subprotocol" => subprotocol))
 }
 
 pub fn socket_closed(code: &'static str) {
@@ -132,24 +132,8 @@ pub fn socket_closed(code: &'static str) {
 }
 
 /// Counts a subscription running for as long as the returned guard lives.
-pub fn subscription_active(field: &'static str) -> Open {
-    Open::start(gauge!(SUBSCRIPTIONS_ACTIVE, "field" => field))
-}
-
-/// One unit of a gauge for as long as it lives.
-pub struct Open(metrics::Gauge);
-
-impl Open {
-    fn start(gauge: metrics::Gauge) -> Self {
-        gauge.increment(1);
-        Open(gauge)
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.decrement(1);
-    }
+pub fn subscription_active(field: &'static str) -> Held {
+    Held::one(gauge!(SUBSCRIPTIONS_ACTIVE, "field" => field))
 }
 
 /// Where the relay took a batch from.
@@ -234,8 +218,9 @@ pub fn hash_started(share: &'static str, depth: &metrics::Gauge, waited: Duratio
     histogram!(HASH_WAIT, "share" => share).record(waited);
 }
 
-pub fn redis_reconnected(connection: &'static str) {
-    counter!(REDIS_RECONNECTS, "connection" => connection).increment(1);
+/// The reconnections of the Redis connection `connection`.
+pub fn redis_reconnects(connection: &'static str) -> metrics::Counter {
+    counter!(REDIS_RECONNECTS, "connection" => connection)
 }
 
 /// The status code as a label without formatting it for the common ones.

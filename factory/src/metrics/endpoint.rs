@@ -21,12 +21,18 @@ struct Endpoint {
     source: Arc<RedisStreamSource>,
 }
 
-/// Installs the recorder, binds `address` and serves until the process ends. Binding
-/// happens before this returns, so a port in use stops the factory at start.
-pub async fn serve(address: &str, source: Arc<RedisStreamSource>) -> anyhow::Result<()> {
+/// Installs the recorder. Before anything records: a handle taken earlier (the Redis
+/// connections' reconnection counters) would count into nothing.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
     let metrics =
         minifig_common::metrics::install().map_err(|err| anyhow::anyhow!("installing the metrics recorder: {err}"))?;
     super::describe();
+    Ok(metrics)
+}
+
+/// Binds `address` and serves until the process ends. Binding happens before this
+/// returns, so a port in use stops the factory at start.
+pub async fn serve(address: &str, metrics: PrometheusHandle, source: Arc<RedisStreamSource>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address).await.map_err(|err| {
         anyhow::Error::new(err).context(format!("failed to listen on FACTORY_METRICS_ADDR {address}"))
     })?;

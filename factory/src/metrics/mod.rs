@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use minifig_common::OrderStatus;
-use minifig_common::metrics::register_counter;
+use minifig_common::metrics::{Held, register_counter};
 
 const IN_PROGRESS: &str = "minifig_factory_orders_in_progress";
 const STEP_DURATION: &str = "minifig_factory_step_duration_seconds";
@@ -49,18 +49,8 @@ pub fn describe() {
 }
 
 /// Counts an order in progress for as long as the returned guard lives.
-pub fn in_progress() -> InProgress {
-    let gauge = gauge!(IN_PROGRESS);
-    gauge.increment(1);
-    InProgress(gauge)
-}
-
-pub struct InProgress(metrics::Gauge);
-
-impl Drop for InProgress {
-    fn drop(&mut self) {
-        self.0.decrement(1);
-    }
+pub fn in_progress() -> Held {
+    Held::one(gauge!(IN_PROGRESS))
 }
 
 /// A step that moved an order to `to`, `took` from its start.
@@ -95,6 +85,6 @@ pub fn stream_pending(entries: u64) {
     gauge!(STREAM_PENDING).set(entries as f64);
 }
 
-pub fn redis_reconnected() {
-    counter!(REDIS_RECONNECTS).increment(1);
+pub fn redis_reconnects() -> metrics::Counter {
+    counter!(REDIS_RECONNECTS)
 }

@@ -31,7 +31,6 @@ use fred::prelude::*;
 use fred::types::Value;
 use fred::types::config::Options;
 use secrecy::ExposeSecret;
-use tokio::sync::broadcast::error::RecvError;
 
 pub use minifig_common::redis::ORDER_ID_FIELD;
 use minifig_common::redis::{COMMAND_TIMEOUT, ORDERS_STREAM};
@@ -128,12 +127,7 @@ impl RedisStreamSource {
             held: Mutex::new(HashSet::new()),
         };
         for client in [&source.writer, &source.reader] {
-            let mut reconnections = client.reconnect_rx();
-            tokio::spawn(async move {
-                while !matches!(reconnections.recv().await, Err(RecvError::Closed)) {
-                    metrics::redis_reconnected();
-                }
-            });
+            minifig_common::redis::count_reconnections(client, metrics::redis_reconnects());
             client.connect();
         }
         match tokio::time::timeout(COMMAND_TIMEOUT, source.writer.wait_for_connect()).await {
