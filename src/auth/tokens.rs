@@ -1,6 +1,8 @@
 //! Access tokens: HS256 JWTs with `sub`, `role`, `iat` and `exp`, verified strictly, and
 //! how they travel (`Authorization: Bearer <token>`).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use secrecy::{ExposeSecret, SecretString};
@@ -34,9 +36,13 @@ pub struct IssuedToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Signs and verifies tokens with one key. Cheap to clone.
+/// Signs and verifies tokens with one key. Cheap to clone: every request clones the
+/// state holding it, several times, and `Validation` alone is three hash sets and a vector
+/// (copying them was 4% of a `figurines` request's instructions under callgrind).
 #[derive(Clone)]
-pub struct TokenKeys {
+pub struct TokenKeys(Arc<Keys>);
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -51,24 +57,24 @@ impl TokenKeys {
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         let ttl_secs = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2);
-        TokenKeys {
+        TokenKeys(Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
             validation,
             ttl: chrono::Duration::seconds(ttl_secs),
-        }
+        }))
     }
 
     pub fn issue(&self, principal: Principal) -> anyhow::Result<IssuedToken> {
         let now = Utc::now();
-        let expires_at = now + self.ttl;
+        let expires_at = now + self.0.ttl;
         let claims = Claims {
             sub: principal.user_id.to_string(),
             role: principal.role.as_str().to_owned(),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)?;
         let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires_at);
         Ok(IssuedToken { token, expires_at })
     }
@@ -76,12 +82,13 @@ impl TokenKeys {
     /// The principal a token names, with its expiry. Only HS256 under our key, unexpired,
     /// with every claim present and well-formed, passes.
     pub fn verify(&self, token: &str) -> Result<(Principal, DateTime<Utc>), TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| match err
-            .kind()
-        {
-            ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation).map_err(|err| {
+                match err.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
+            })?;
         let claims = data.claims;
         // `exp == now` passes jsonwebtoken's check (it tests `exp < now`); treat it as expired.
         if claims.exp <= Utc::now().timestamp() {
@@ -105,6 +112,14 @@ pub fn bearer_token(header: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use base64::Engine;
+
+    #[test]
+    fn a_clone_shares_the_keys_rather_than_copying_them() {
+        let keys = TokenKeys::new(&SecretString::from("k".repeat(32)), 60);
+        let copy = keys.clone();
+        assert!(Arc::ptr_eq(&keys.0, &copy.0), "every request clones the state holding these");
+        assert_eq!(Arc::strong_count(&keys.0), 2);
+    }
 
     #[test]
     fn bearer_tokens_are_extracted_whatever_the_scheme_case() {
