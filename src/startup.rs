@@ -24,7 +24,7 @@ use crate::db;
 use crate::domain::{Password, Username};
 use crate::graphql::build_schema;
 use crate::http::lifecycle::Lifecycle;
-use crate::http::{HttpState, SocketRegistry, SocketRuntime, metrics_router, router};
+use crate::http::{self, HttpState, SocketRegistry, SocketRuntime, metrics_router, router};
 use crate::services::accounts;
 use crate::services::catalog::Catalog;
 use crate::services::feed_reads::FeedReads;
@@ -148,8 +148,14 @@ impl Application {
             None => None,
         };
         let sockets = Arc::new(SocketRuntime::start()?);
-        let http_state =
-            HttpState { app: state, schema, sockets: sockets.clone(), socket_registry, lifecycle, metrics };
+        let http_state = HttpState::new(http::Shared {
+            app: state,
+            schema,
+            sockets: sockets.clone(),
+            socket_registry,
+            lifecycle,
+            metrics,
+        });
         let metrics = metrics_listener.map(|listener| (listener, metrics_router(http_state.clone())));
         Ok(Application { listener, port, router: router(http_state), metrics, embedded_factory, sockets, drain })
     }

@@ -13,10 +13,10 @@
 //! operation passes, whatever its transport, and it already knows the parsed operation.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition, OperationType, Selection};
 use async_graphql::{Request, Response, ServerError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -64,11 +64,7 @@ impl Parsed {
         let operations = document
             .operations
             .iter()
-            .map(|(name, operation)| Operation {
-                name: name.map(|name| name.to_string()),
-                kind: kind_of(operation.node.ty),
-                label: operation_names::label(name.map(|name| name.as_str())),
-            })
+            .map(|(name, operation)| Operation::of(name.map(|name| name.as_str()), &operation.node))
             .collect();
         Parsed {
             introspects: asks_for_introspection(&document),
@@ -79,38 +75,77 @@ impl Parsed {
         }
     }
 
-    /// The labels of the operation `request` runs: the one it names, or the only one.
-    fn labels(&self, operation_name: Option<&str>) -> Labels {
-        let chosen = match operation_name {
+    /// The operation a request runs: the one it names, or the only one (async-graphql
+    /// refuses the request otherwise).
+    fn operation(&self, operation_name: Option<&str>) -> Option<&Operation> {
+        match operation_name {
             Some(wanted) => self.operations.iter().find(|op| op.name.as_deref() == Some(wanted)),
             None if self.operations.len() == 1 => self.operations.first(),
             None => None,
-        };
-        chosen.map_or_else(Labels::unknown, |op| Labels { kind: op.kind, name: op.label.clone() })
+        }
     }
 }
 
-/// One operation of a document, as the metrics name it.
+/// One operation of a document, with its metric series and what its span is named by.
 struct Operation {
     name: Option<String>,
     kind: &'static str,
-    label: ::metrics::SharedString,
+    /// Its root fields, comma-separated: the span's name when the operation has none.
+    root_fields: String,
+    series: Arc<metrics::OperationSeries>,
 }
 
-/// The `type` and `name` labels of a request's operation.
-struct Labels {
-    kind: &'static str,
-    name: ::metrics::SharedString,
+impl Operation {
+    fn of(name: Option<&str>, operation: &OperationDefinition) -> Self {
+        let kind = kind_of(operation.ty);
+        let root_fields: Vec<&str> = operation
+            .selection_set
+            .node
+            .items
+            .iter()
+            .filter_map(|selection| match &selection.node {
+                Selection::Field(field) => Some(field.node.name.node.as_str()),
+                _ => None,
+            })
+            .collect();
+        Operation {
+            name: name.map(str::to_owned),
+            kind,
+            root_fields: root_fields.join(","),
+            series: Arc::new(metrics::OperationSeries::new(kind, operation_names::label(name))),
+        }
+    }
+
+    /// Its span, while traces are on (`None` otherwise, at the cost of an atomic load):
+    /// named after the operation, or after its root fields when it has no name
+    /// (`placeOrder`), with its type. Never its variables, which may hold a password.
+    fn span(&self) -> Option<tracing::Span> {
+        if !propagation::is_enabled() {
+            return None;
+        }
+        Some(tracing::info_span!(
+            "graphql",
+            otel.name = self.name.as_deref().unwrap_or(&self.root_fields),
+            graphql.operation.type = self.kind,
+            graphql.operation.name = self.name.as_deref(),
+            graphql.root_fields = self.root_fields.as_str(),
+        ))
+    }
 }
 
-impl Labels {
+/// The metric series of a request's operation.
+struct Series(Arc<metrics::OperationSeries>);
+
+impl Series {
     /// A text that does not parse, or no operation of that name: the request fails.
     fn unknown() -> Self {
-        Labels { kind: "unknown", name: operation_names::OTHER.into() }
+        static UNKNOWN: LazyLock<Arc<metrics::OperationSeries>> =
+            LazyLock::new(|| Arc::new(metrics::OperationSeries::new("unknown", operation_names::OTHER.into())));
+        Series(UNKNOWN.clone())
     }
 
     fn record(self, response: &Response, started: Instant) {
-        metrics::graphql_operation(self.kind, self.name, outcome(response), started.elapsed());
+        self.0.record(outcome(response), started.elapsed());
     }
 }
 
@@ -134,8 +169,8 @@ impl Engine {
     pub async fn execute(&self, request: Request) -> Response {
         let started = Instant::now();
         let (response, labels) = match self.prepare(request) {
-            Ok(Prepared { mut request, arguments, labels }) => {
-                let response = match operation_span(&mut request) {
+            Ok(Prepared { request, arguments, labels, span }) => {
+                let response = match span {
                     Some(span) => self.schema.execute(request).instrument(span).await,
                     None => self.schema.execute(request).await,
                 };
@@ -155,8 +190,7 @@ impl Engine {
     pub fn execute_stream(&self, request: Request, traceparent: Option<&str>) -> BoxStream<'static, Response> {
         let started = Instant::now();
         let (results, labels) = match self.prepare(request) {
-            Ok(Prepared { mut request, arguments, labels }) => {
-                let span = operation_span(&mut request);
+            Ok(Prepared { request, arguments, labels, span }) => {
                 let results = self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments));
                 let results = match span {
                     Some(span) => {
@@ -182,13 +216,14 @@ impl Engine {
     /// Gives the request its parsed document, from the cache when the same text came
     /// before. A text that does not parse is left to async-graphql, which reports it (its
     /// error has no path, so it needs no argument positions to be told the client's).
-    fn prepare(&self, mut request: Request) -> Result<Prepared, (Box<Response>, Labels)> {
+    fn prepare(&self, mut request: Request) -> Result<Prepared, (Box<Response>, Series)> {
         let cached = self.lock().get(&request.query).cloned();
         let parsed = match cached {
             Some(parsed) => parsed,
             None => {
                 let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-                    return Ok(Prepared { request, arguments: Arc::default(), labels: Labels::unknown() });
+                    let (arguments, labels) = (Arc::default(), Series::unknown());
+                    return Ok(Prepared { request, arguments, labels, span: None });
                 };
                 let parsed = Parsed::of(document);
                 if request.query.len() <= MAX_CACHED_QUERY_BYTES {
@@ -201,7 +236,9 @@ impl Engine {
                 parsed
             }
         };
-        let labels = parsed.labels(request.operation_name.as_deref());
+        let operation = parsed.operation(request.operation_name.as_deref());
+        let labels = operation.map_or_else(Series::unknown, |op| Series(op.series.clone()));
+        let span = operation.and_then(Operation::span);
         if self.refuse_introspection && parsed.introspects {
             return Err((refusal("introspection is disabled on this server"), labels));
         }
@@ -213,7 +250,7 @@ impl Engine {
             return Err((refused, labels));
         }
         request.set_parsed_query(parsed.document);
-        Ok(Prepared { request, arguments: parsed.arguments, labels })
+        Ok(Prepared { request, arguments: parsed.arguments, labels, span })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parsed>> {
@@ -222,47 +259,13 @@ impl Engine {
     }
 }
 
-/// A request ready to run, with what its errors and metrics need.
+/// A request ready to run, with what its errors, metrics and trace need.
 struct Prepared {
     request: Request,
     arguments: Arc<ArgumentPositions>,
-    labels: Labels,
-}
-
-/// The span of one operation, while traces are on (`None` otherwise, at the cost of an
-/// atomic load): named after the operation, or after its root fields when it has no name
-/// (`placeOrder`), with its type. Never its variables, which may hold a password.
-fn operation_span(request: &mut Request) -> Option<tracing::Span> {
-    if !propagation::is_enabled() {
-        return None;
-    }
-    let wanted = request.operation_name.clone();
-    let document = request.parsed_query().ok()?;
-    let (name, operation) = document
-        .operations
-        .iter()
-        .find(|(name, _)| wanted.is_none() || name.map(|name| name.as_str()) == wanted.as_deref())?;
-    let kind = kind_of(operation.node.ty);
-    let root_fields: Vec<&str> = operation
-        .node
-        .selection_set
-        .node
-        .items
-        .iter()
-        .filter_map(|selection| match &selection.node {
-            Selection::Field(field) => Some(field.node.name.node.as_str()),
-            _ => None,
-        })
-        .collect();
-    let root_fields = root_fields.join(",");
-    let otel_name = name.map(|name| name.as_str()).unwrap_or(&root_fields).to_owned();
-    Some(tracing::info_span!(
-        "graphql",
-        otel.name = otel_name,
-        graphql.operation.type = kind,
-        graphql.operation.name = name.map(|name| name.as_str()),
-        graphql.root_fields = root_fields,
-    ))
+    labels: Series,
+    /// The operation's span, while traces are on.
+    span: Option<tracing::Span>,
 }
 
 /// `results`, each polled inside `span`, which ends when the stream is dropped.

@@ -38,9 +38,29 @@ use crate::state::AppState;
 /// ten, is a few KiB; anything near this limit is abuse.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What the handlers share: the service state and the schema built from it.
+/// What the handlers share: the service state and the schema built from it, behind one
+/// `Arc`. Every request's `State` extractor clones it: field by field, that was a reference
+/// count on each of more than a dozen shared handles, bumped and dropped by every worker
+/// thread.
 #[derive(Clone)]
-pub struct HttpState {
+pub struct HttpState(Arc<Shared>);
+
+impl HttpState {
+    pub fn new(shared: Shared) -> Self {
+        HttpState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for HttpState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`HttpState`].
+pub struct Shared {
     pub app: AppState,
     pub schema: Engine,
     /// Where upgraded WebSockets run (see [`ws::SocketRuntime`]).
@@ -81,7 +101,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
         }))
-        .layer(axum::middleware::from_fn(metrics::count))
+        .layer(metrics::CountLayer)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

@@ -13,9 +13,13 @@
 pub mod operation_names;
 mod samples;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, SharedString, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 pub use minifig_common::metrics::OK;
 use minifig_common::metrics::{Held, register_counter};
 
@@ -108,18 +112,89 @@ pub fn describe_redis() {
     }
 }
 
-/// One GraphQL operation: `kind` is `query`, `mutation`, `subscription` or `unknown` (it
-/// did not parse), `name` a label from [`operation_names`].
-pub fn graphql_operation(kind: &'static str, name: metrics::SharedString, outcome: &'static str, took: Duration) {
-    let labels = [("type", kind.into()), ("name", name), ("outcome", outcome.into())];
-    counter!(GRAPHQL_OPERATIONS, &labels).increment(1);
-    histogram!(GRAPHQL_DURATION, &labels).record(took);
+/// The GraphQL operation series of one operation, by type (`query`, `mutation`,
+/// `subscription`, or `unknown` when it did not parse) and name (a label from
+/// [`operation_names`]). The engine keeps one with each parsed document, so that the `ok`
+/// handles, by far the most used, are looked up once: a registry lookup behind `counter!`
+/// builds the key, copies it, takes a shard lock and clones the handle, on every call, and
+/// on a small query that cost more than the rest of the recording (two atomics).
+pub struct OperationSeries {
+    kind: &'static str,
+    name: SharedString,
+    ok: OnceLock<(Counter, Histogram)>,
 }
 
-/// One HTTP request; `route` is one of the router's paths, or `unmatched`.
-pub fn http_request(route: &'static str, status: u16, took: Duration) {
-    counter!(HTTP_REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
-    histogram!(HTTP_DURATION, "route" => route).record(took);
+impl OperationSeries {
+    pub fn new(kind: &'static str, name: SharedString) -> Self {
+        OperationSeries { kind, name, ok: OnceLock::new() }
+    }
+
+    /// One operation run, with `outcome`: [`OK`] or the error's code.
+    pub fn record(&self, outcome: &'static str, took: Duration) {
+        if outcome == OK {
+            let (count, duration) = self.ok.get_or_init(|| self.handles(OK));
+            count.increment(1);
+            duration.record(took);
+        } else {
+            let (count, duration) = self.handles(outcome);
+            count.increment(1);
+            duration.record(took);
+        }
+    }
+
+    fn handles(&self, outcome: &'static str) -> (Counter, Histogram) {
+        let labels = [("type", self.kind.into()), ("name", self.name.clone()), ("outcome", outcome.into())];
+        (counter!(GRAPHQL_OPERATIONS, &labels), histogram!(GRAPHQL_DURATION, &labels))
+    }
+}
+
+/// The HTTP request series of one route (one of the router's paths, or `unmatched`), its
+/// handles looked up at first use, for the reason given at [`OperationSeries`]. Statuses
+/// outside [`COMMON_STATUSES`] are looked up each time.
+pub struct RouteSeries {
+    route: &'static str,
+    duration: OnceLock<Histogram>,
+    by_status: [OnceLock<Counter>; COMMON_STATUSES.len()],
+}
+
+/// The statuses the API answers with, and their labels (not formatted per request).
+const COMMON_STATUSES: [(u16, &str); 15] = [
+    (101, "101"),
+    (200, "200"),
+    (201, "201"),
+    (204, "204"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (405, "405"),
+    (406, "406"),
+    (413, "413"),
+    (415, "415"),
+    (429, "429"),
+    (500, "500"),
+    (503, "503"),
+];
+
+impl RouteSeries {
+    pub fn new(route: &'static str) -> Self {
+        RouteSeries { route, duration: OnceLock::new(), by_status: [const { OnceLock::new() }; COMMON_STATUSES.len()] }
+    }
+
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+
+    /// One request answered with `status`.
+    pub fn record(&self, status: u16, took: Duration) {
+        match COMMON_STATUSES.iter().position(|&(common, _)| common == status) {
+            Some(index) => self.by_status[index]
+                .get_or_init(|| counter!(HTTP_REQUESTS, "route" => self.route, "status" => COMMON_STATUSES[index].1))
+                .increment(1),
+            None => counter!(HTTP_REQUESTS, "route" => self.route, "status" => status.to_string()).increment(1),
+        }
+        self.duration.get_or_init(|| histogram!(HTTP_DURATION, "route" => self.route)).record(took);
+    }
 }
 
 /// Counts a socket open for as long as the returned guard lives.
@@ -168,8 +243,11 @@ pub fn redelivered(orders: usize) {
 
 /// A status event fanned out, `delay` after its commit.
 pub fn dispatched(delay: Duration) {
-    counter!(HUB_DISPATCHED).increment(1);
-    histogram!(EVENT_DELAY).record(delay);
+    // Once per status change on every instance: looked up once (see [`OperationSeries`]).
+    static HANDLES: OnceLock<(Counter, Histogram)> = OnceLock::new();
+    let (count, delays) = HANDLES.get_or_init(|| (counter!(HUB_DISPATCHED), histogram!(EVENT_DELAY)));
+    count.increment(1);
+    delays.record(delay);
 }
 
 pub fn subscriber_lagged() {
@@ -221,27 +299,4 @@ pub fn hash_started(share: &'static str, depth: &metrics::Gauge, waited: Duratio
 /// The reconnections of the Redis connection `connection`.
 pub fn redis_reconnects(connection: &'static str) -> metrics::Counter {
     counter!(REDIS_RECONNECTS, "connection" => connection)
-}
-
-/// The status code as a label without formatting it for the common ones.
-fn status_label(status: u16) -> metrics::SharedString {
-    let common = match status {
-        101 => "101",
-        200 => "200",
-        201 => "201",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        406 => "406",
-        413 => "413",
-        415 => "415",
-        429 => "429",
-        500 => "500",
-        503 => "503",
-        other => return other.to_string().into(),
-    };
-    common.into()
 }
