@@ -1,11 +1,9 @@
-//! Heap bytes held per idle WebSocket and per idle subscription, counted by a counting
-//! allocator around the system one. Counts, unlike RSS or times, are deterministic, so a
-//! change that makes every open subscription heavier fails here rather than showing up as
-//! memory growth in production. This is its own test binary, with one test, so that no
-//! other test allocates while it counts.
+//! Heap bytes held per idle WebSocket and per idle subscription, counted by the counting
+//! allocator of `support/counting.rs`. A change that makes every open subscription heavier
+//! fails here rather than showing up as memory growth in production. This is its own test
+//! binary, with one test, so that no other test allocates while it counts.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -17,38 +15,16 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+#[path = "support/counting.rs"]
+mod counting;
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
 
-struct Counting;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::LIVE_BYTES;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// Enough sockets that one-off allocations (a map growing, a pool connection) vanish in
 /// the average.
