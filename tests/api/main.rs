@@ -2,6 +2,8 @@
 //! by default, SQLite with `MINIFIG_TEST_DATABASE=sqlite`), real HTTP clients.
 
 mod helpers;
+#[path = "../support/promtool.rs"]
+mod promtool;
 
 mod accounts;
 mod catalog;

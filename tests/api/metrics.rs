@@ -1,5 +1,6 @@
 //! `GET /metrics`: the counters move by exactly what a known sequence of operations did,
-//! the exposition passes `promtool check metrics`, and `METRICS_ADDR` moves it off the API.
+//! the exposition passes `promtool check metrics`, and `METRICS_ADDR` moves it off the API;
+//! the deployed Prometheus config and alert rules pass `promtool` too.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -164,19 +165,7 @@ async fn the_exposition_passes_promtool() {
     for family in ["minifig_graphql_operation_duration_seconds", "minifig_http_request_duration_seconds"] {
         assert!(text.contains(&format!("# TYPE {family} histogram")), "{family} is a histogram:\n{text}");
     }
-    let mut promtool = tokio::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool runs (Debian's `prometheus` package; scripts/test installs it)");
-    let mut stdin = promtool.stdin.take().expect("promtool's stdin");
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await.expect("the exposition is written");
-    drop(stdin);
-    let checked = promtool.wait_with_output().await.expect("promtool finishes");
-    let said = format!("{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
-    assert!(checked.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n{text}");
+    crate::promtool::assert_clean_exposition(&text).await;
 }
 
 #[tokio::test]
@@ -190,4 +179,16 @@ async fn metrics_addr_serves_them_apart_from_the_api() {
     assert!(text.contains("minifig_ready 1"), "{text}");
     let graphql = reqwest::get(format!("http://{address}/graphql")).await.expect("answered");
     assert_eq!(graphql.status(), 404, "the metrics listener serves nothing of the API");
+}
+
+/// The Prometheus of docker-compose.yml loads its config and alert rules, and each alert
+/// fires on the series it is written for (deploy/prometheus/alerts_test.yml).
+#[tokio::test]
+async fn the_deployed_config_and_alerts_pass_promtool() {
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus");
+    for args in [["check", "config", "prometheus.yml"], ["test", "rules", "alerts_test.yml"]] {
+        let args = [args[0], args[1], &format!("{deploy}/{}", args[2])];
+        let (passed, said) = crate::promtool::run(&args, "").await;
+        assert!(passed, "promtool {}:\n{said}", args.join(" "));
+    }
 }

@@ -8,6 +8,8 @@ mod helpers;
 mod lifecycle;
 mod metrics;
 mod process;
+#[path = "../../../tests/support/promtool.rs"]
+mod promtool;
 mod settings_doc;
 mod stream;
 mod trim;

@@ -65,17 +65,5 @@ async fn the_metrics_listener_counts_one_orders_steps_and_calls() {
     assert_eq!(value("minifig_factory_stream_pending_entries"), 0.0);
     assert!(text.contains("# TYPE minifig_factory_step_duration_seconds histogram"), "{text}");
 
-    let mut promtool = tokio::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool runs (Debian's `prometheus` package; scripts/test installs it)");
-    let mut stdin = promtool.stdin.take().expect("promtool's stdin");
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await.expect("the exposition is written");
-    drop(stdin);
-    let checked = promtool.wait_with_output().await.expect("promtool finishes");
-    let said = format!("{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
-    assert!(checked.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n{text}");
+    crate::promtool::assert_clean_exposition(&text).await;
 }
