@@ -1,6 +1,7 @@
 //! `GET /metrics`: the counters move by exactly what a known sequence of operations did,
 //! the exposition passes `promtool check metrics`, and `METRICS_ADDR` moves it off the API;
-//! the deployed Prometheus config and alert rules pass `promtool` too.
+//! the deployed Prometheus config, alert rules and dashboard queries pass `promtool` too, and
+//! name only metrics the code records and the READMEs list.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -190,5 +191,90 @@ async fn the_deployed_config_and_alerts_pass_promtool() {
         let args = [args[0], args[1], &format!("{deploy}/{}", args[2])];
         let (passed, said) = crate::promtool::run(&args, "").await;
         assert!(passed, "promtool {}:\n{said}", args.join(" "));
+    }
+}
+
+/// The dashboard's and the alerts' queries are PromQL that Prometheus accepts, and name
+/// only metrics the code records (a renamed metric would leave a panel blank and an alert
+/// silent); every metric the code records is in README.md or factory/README.md.
+#[tokio::test]
+async fn the_dashboard_and_alerts_query_only_metrics_that_exist_and_are_documented() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |path: &str| std::fs::read_to_string(format!("{root}/{path}")).expect(path);
+    let mut recorded = std::collections::BTreeSet::new();
+    for dir in ["src", "common/src", "factory/src"] {
+        for source in rust_sources(&format!("{root}/{dir}")) {
+            let text = std::fs::read_to_string(&source).expect("a source file");
+            // In code, the string literals: `minifig_common::…` is a crate.
+            recorded.extend(metric_names(&text).into_iter().filter(|name| text.contains(&format!("\"{name}\""))));
+        }
+    }
+    assert!(recorded.contains("minifig_graphql_operations_total") && recorded.len() > 30, "{recorded:?}");
+    let documented = read("README.md") + &read("factory/README.md");
+    for name in &recorded {
+        assert!(documented.contains(&format!("`{name}`")), "{name} is recorded but in neither README");
+    }
+
+    let dashboard: Value = serde_json::from_str(&read("deploy/grafana/dashboards/minifig.json")).expect("JSON");
+    let mut queries = Vec::new();
+    collect_exprs(&dashboard, &mut queries);
+    assert!(queries.len() >= 10, "the dashboard's panels have queries: {queries:?}");
+    let used = metric_names(&(queries.join("\n") + &read("deploy/prometheus/alerts.yml")));
+    for name in &used {
+        let family = ["_bucket", "_count", "_sum"].iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(name);
+        assert!(recorded.contains(family), "{name} is queried but no code records {family}");
+    }
+
+    // promtool parses PromQL only in rule files: the panels' queries as recording rules.
+    let rules: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(index, expr)| json!({"record": format!("panel:{index}"), "expr": expr}))
+        .collect();
+    let file = std::env::temp_dir().join(format!("minifig-dashboard-{}.yml", uuid::Uuid::new_v4().simple()));
+    // JSON is YAML.
+    std::fs::write(&file, json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string()).expect("rules file");
+    let (passed, said) = crate::promtool::run(&["check", "rules", &file.to_string_lossy()], "").await;
+    let _ = std::fs::remove_file(&file);
+    assert!(passed, "the dashboard's queries:\n{said}");
+}
+
+fn rust_sources(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a source directory").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(rust_sources(&path.to_string_lossy()));
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Every `minifig_…` word in `text` (lowercase letters and underscores after the prefix).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.match_indices("minifig_")
+        .filter(|(at, _)| !text[..*at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        .map(|(at, _)| {
+            let rest = &text[at..];
+            let end = rest.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(rest.len());
+            rest[..end].to_owned()
+        })
+        .collect()
+}
+
+fn collect_exprs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                match (key.as_str(), field) {
+                    ("expr", Value::String(expr)) => into.push(expr.clone()),
+                    _ => collect_exprs(field, into),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_exprs(item, into)),
+        _ => {}
     }
 }
