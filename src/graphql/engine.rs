@@ -55,7 +55,7 @@ struct Parsed {
     nul_literal: Option<String>,
     /// What tells the client's errors from the server's (see [`super::error_codes`]).
     arguments: Arc<ArgumentPositions>,
-    /// The metric labels of each operation in the document.
+    /// Each operation of the document, with its metric series.
     operations: Arc<[Operation]>,
 }
 
@@ -168,17 +168,17 @@ impl Engine {
     /// Runs a query or mutation; while traces are on, in a span of its own.
     pub async fn execute(&self, request: Request) -> Response {
         let started = Instant::now();
-        let (response, labels) = match self.prepare(request) {
-            Ok(Prepared { request, arguments, labels, span }) => {
+        let (response, series) = match self.prepare(request) {
+            Ok(Prepared { request, arguments, series, span }) => {
                 let response = match span {
                     Some(span) => self.schema.execute(request).instrument(span).await,
                     None => self.schema.execute(request).await,
                 };
-                (with_codes(response, &arguments), labels)
+                (with_codes(response, &arguments), series)
             }
-            Err((refused, labels)) => (*refused, labels),
+            Err((refused, series)) => (*refused, series),
         };
-        labels.record(&response, started);
+        series.record(&response, started);
         response
     }
 
@@ -189,8 +189,8 @@ impl Engine {
     /// is its time to start.
     pub fn execute_stream(&self, request: Request, traceparent: Option<&str>) -> BoxStream<'static, Response> {
         let started = Instant::now();
-        let (results, labels) = match self.prepare(request) {
-            Ok(Prepared { request, arguments, labels, span }) => {
+        let (results, series) = match self.prepare(request) {
+            Ok(Prepared { request, arguments, series, span }) => {
                 let results = self.schema.execute_stream(request).map(move |response| with_codes(response, &arguments));
                 let results = match span {
                     Some(span) => {
@@ -199,15 +199,15 @@ impl Engine {
                     }
                     None => results.boxed(),
                 };
-                (results, labels)
+                (results, series)
             }
-            Err((refused, labels)) => (futures::stream::once(async move { *refused }).boxed(), labels),
+            Err((refused, series)) => (futures::stream::once(async move { *refused }).boxed(), series),
         };
-        let mut labels = Some(labels);
+        let mut series = Some(series);
         results
             .inspect(move |response| {
-                if let Some(labels) = labels.take() {
-                    labels.record(response, started);
+                if let Some(series) = series.take() {
+                    series.record(response, started);
                 }
             })
             .boxed()
@@ -222,8 +222,8 @@ impl Engine {
             Some(parsed) => parsed,
             None => {
                 let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-                    let (arguments, labels) = (Arc::default(), Series::unknown());
-                    return Ok(Prepared { request, arguments, labels, span: None });
+                    let (arguments, series) = (Arc::default(), Series::unknown());
+                    return Ok(Prepared { request, arguments, series, span: None });
                 };
                 let parsed = Parsed::of(document);
                 if request.query.len() <= MAX_CACHED_QUERY_BYTES {
@@ -237,20 +237,21 @@ impl Engine {
             }
         };
         let operation = parsed.operation(request.operation_name.as_deref());
-        let labels = operation.map_or_else(Series::unknown, |op| Series(op.series.clone()));
-        let span = operation.and_then(Operation::span);
+        let series = operation.map_or_else(Series::unknown, |op| Series(op.series.clone()));
         if self.refuse_introspection && parsed.introspects {
-            return Err((refusal("introspection is disabled on this server"), labels));
+            return Err((refusal("introspection is disabled on this server"), series));
         }
-        if let Some(field) = nul_input::in_variables(&request.variables).or(parsed.nul_literal) {
+        if let Some(field) = nul_input::in_variables(&request.variables).or_else(|| parsed.nul_literal.clone()) {
             let mut refused = refusal(&format!("{field} must not contain the NUL character (U+0000)"));
             if let Some(error) = refused.errors.first_mut() {
                 error.extensions.get_or_insert_with(Default::default).set("field", field);
             }
-            return Err((refused, labels));
+            return Err((refused, series));
         }
+        // Only an operation that runs gets a span: a refused one never started.
+        let span = operation.and_then(Operation::span);
         request.set_parsed_query(parsed.document);
-        Ok(Prepared { request, arguments: parsed.arguments, labels, span })
+        Ok(Prepared { request, arguments: parsed.arguments, series, span })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parsed>> {
@@ -263,7 +264,7 @@ impl Engine {
 struct Prepared {
     request: Request,
     arguments: Arc<ArgumentPositions>,
-    labels: Series,
+    series: Series,
     /// The operation's span, while traces are on.
     span: Option<tracing::Span>,
 }

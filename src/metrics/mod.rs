@@ -133,15 +133,15 @@ impl OperationSeries {
 
     /// One operation run, with `outcome`: [`OK`] or the error's code.
     pub fn record(&self, outcome: &'static str, took: Duration) {
-        if outcome == OK {
-            let (count, duration) = self.ok.get_or_init(|| self.handles(OK));
-            count.increment(1);
-            duration.record(took);
+        let looked_up;
+        let (count, duration) = if outcome == OK {
+            self.ok.get_or_init(|| self.handles(OK))
         } else {
-            let (count, duration) = self.handles(outcome);
-            count.increment(1);
-            duration.record(took);
-        }
+            looked_up = self.handles(outcome);
+            &looked_up
+        };
+        count.increment(1);
+        duration.record(took);
     }
 
     fn handles(&self, outcome: &'static str) -> (Counter, Histogram) {

@@ -410,3 +410,47 @@ async fn the_protocol_variable_picks_the_exporters_wire_format() {
         assert_eq!(String::from_utf8_lossy(&head), expected, "{protocol}");
     }
 }
+
+/// An operation refused before it runs (here: a NUL in a variable) is not an operation span:
+/// its trace holds the HTTP request's span and nothing that claims the operation ran.
+#[tokio::test]
+async fn a_refused_operation_has_no_operation_span() {
+    const REFUSED: &str = "0af7651916cd43dd8448eb211c80319c";
+    const RAN: &str = "1bf7651916cd43dd8448eb211c80319d";
+    let collector = Collector::start().await;
+    let env = collector.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let server = spawn_server_process_with_env(&[], &env).await;
+    let client = reqwest::Client::new();
+    // Without a token the one that runs fails too, but it runs: it has a span.
+    let query = "query Order($id: ID!) { order(id: $id) { id } }";
+    for (trace_id, id) in [(REFUSED, "a\u{0}b"), (RAN, "00000000-0000-0000-0000-000000000000")] {
+        let body: Value = client
+            .post(format!("{}/graphql", server.address))
+            .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+            .json(&json!({"query": query, "variables": {"id": id}}))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("a JSON answer");
+        let refused = body["errors"][0]["message"].as_str().is_some_and(|message| message.contains("NUL"));
+        assert_eq!(refused, trace_id == REFUSED, "{body}");
+    }
+    let operation_spans = |trace_id: &str| {
+        collector
+            .spans()
+            .into_iter()
+            .filter(|span| span.trace_id == trace_id && span.attribute("graphql.operation.type").is_some())
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    // Spans are exported in the order they ended: once the second request's are in, so are
+    // the first's.
+    while operation_spans(RAN) == 0 || !collector.spans().iter().any(|span| span.trace_id == REFUSED) {
+        assert!(tokio::time::Instant::now() < deadline, "spans exported in time: {:#?}", collector.spans());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(operation_spans(REFUSED), 0, "{:#?}", collector.spans());
+}
